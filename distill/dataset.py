@@ -1,0 +1,141 @@
+"""Training tables built from the prepared (aligned) crops: images, expression votes, AU targets, splits.
+
+Splits (all by person where persons are known):
+
+* `train`: FER+ `FER2013Train` + CK+ subjects whose number is not divisible by 5;
+* `valid`: FER+ `FER2013Valid` (model selection);
+* `test`: FER+ `FER2013Test` (reported, never used to choose anything);
+* `ck_test`: CK+ subjects whose number is divisible by 5 (expression accuracy and AU AUC/F1
+  against the human FACS codes of people never seen in training).
+
+Images are kept as (N, S, S) uint8 grey: every dataset here is grey, and the model card says
+`color: gray`, so the runtime feeds the luma of colour frames the same way (`libreface.align.to_model_input`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data.prepare import CK_AUS, PreparedSplit
+from .data.records import EXPRESSIONS
+from .labels import DISFA_AUS, Calibration, au_scores, fit_calibration
+
+PSEUDO_OCCURRENCE_WEIGHT = 0.3
+"""Loss weight of a blendshape pseudo-label for AU occurrence, relative to a human FACS code (1.0)."""
+
+CK_TEST_EVERY = 5
+"""CK+ subjects whose number is divisible by this are kept out of training (`ck_test`)."""
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclass
+class Table:
+    """One split, as arrays (N rows).
+
+    Attributes:
+        images: (N, S, S) uint8 grey aligned crops.
+        expr: (N, 8) float32 expression target distribution (votes / sum), zeros when unlabelled.
+        expr_mask: (N,) bool, has an expression label.
+        au: (N, 12) float32 calibrated AU intensity 0..5 (NaN when the landmarker missed the face).
+        occ: (N, 12) float32 AU occurrence target 0/1.
+        occ_w: (N, 12) float32 loss weight: 1 human code, `PSEUDO_OCCURRENCE_WEIGHT` pseudo, 0 none.
+        occ_human: (N, 12) int8 human FACS code (-1 unknown).
+        au_raw: (N, 12) float32 raw blendshape AU scores (the baseline), NaN when missed.
+        source: (N,) str dataset name; subject: (N,) str; key: (N,) str.
+    """
+
+    images: np.ndarray
+    expr: np.ndarray
+    expr_mask: np.ndarray
+    au: np.ndarray
+    occ: np.ndarray
+    occ_w: np.ndarray
+    occ_human: np.ndarray
+    au_raw: np.ndarray
+    source: np.ndarray
+    subject: np.ndarray
+    key: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx: np.ndarray) -> "Table":
+        return Table(**{k: v[idx] for k, v in self.__dict__.items()})
+
+    @staticmethod
+    def concat(tables: list["Table"]) -> "Table":
+        return Table(**{k: np.concatenate([getattr(t, k) for t in tables]) for k in tables[0].__dict__})
+
+
+def _grey(crops: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(crops.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
+
+
+def _table(p: PreparedSplit, source: str) -> Table:
+    n = len(p)
+    votes = p.votes.astype(np.float32)
+    sums = votes.sum(1, keepdims=True)
+    human = np.full((n, len(DISFA_AUS)), -1, np.int8)
+    for j, au in enumerate(DISFA_AUS):
+        human[:, j] = p.au_occurrence[:, CK_AUS.index(au)]
+    return Table(
+        images=_grey(p.crops),
+        expr=np.where(sums > 0, votes / np.maximum(sums, 1e-6), 0).astype(np.float32),
+        expr_mask=(sums[:, 0] > 0),
+        au=np.full((n, len(DISFA_AUS)), np.nan, np.float32),
+        occ=np.zeros((n, len(DISFA_AUS)), np.float32),
+        occ_w=np.zeros((n, len(DISFA_AUS)), np.float32),
+        occ_human=human,
+        au_raw=au_scores(p.blendshapes),
+        source=np.array([source] * n),
+        subject=p.subjects.astype(str),
+        key=p.keys.astype(str),
+    )
+
+
+def _ck_is_test(subjects: np.ndarray) -> np.ndarray:
+    return np.array([s != "" and int(s.lstrip("Ss")) % CK_TEST_EVERY == 0 for s in subjects], bool)
+
+
+def build_tables(prepared_root: Path) -> tuple[dict[str, Table], Calibration]:
+    """Read `<prepared_root>/<dataset>/<split>.npz`, fit the AU calibration on `train`, label every split.
+
+    Returns:
+        ({"train", "valid", "test", "ck_test"} -> Table (missing datasets give empty splits), calibration).
+    """
+    tables: dict[str, list[Table]] = {"train": [], "valid": [], "test": [], "ck_test": []}
+    fer = Path(prepared_root) / "ferplus"
+    for split in ("train", "valid", "test"):
+        if (fer / f"{split}.npz").exists():
+            tables[split].append(_table(PreparedSplit.load(fer / f"{split}.npz"), "ferplus"))
+    ck_path = Path(prepared_root) / "ckplus" / "train.npz"
+    if ck_path.exists():
+        ck = _table(PreparedSplit.load(ck_path), "ckplus")
+        is_test = _ck_is_test(ck.subject)
+        tables["train"].append(ck.subset(~is_test))
+        tables["ck_test"].append(ck.subset(is_test))
+    if not tables["train"]:
+        raise FileNotFoundError(f"{prepared_root}: no prepared datasets; run `libreface-distill prepare` first")
+    out = {k: Table.concat(v) if v else None for k, v in tables.items()}
+    tr = out["train"]
+    fer_rows = (tr.source == "ferplus") & ~np.isnan(tr.au_raw[:, 0])
+    ck_rows = (tr.source == "ckplus") & ~np.isnan(tr.au_raw[:, 0])
+    neutral = tr.expr[fer_rows].argmax(1) == EXPRESSIONS.index("neutral")
+    cal = fit_calibration(tr.au_raw[fer_rows], neutral, tr.au_raw[ck_rows], tr.occ_human[ck_rows])
+    for t in out.values():
+        if t is None:
+            continue
+        t.au[:] = cal.intensity(t.au_raw)
+        detected = ~np.isnan(t.au[:, 0])
+        pseudo = (t.au >= 1.0).astype(np.float32)
+        human = t.occ_human >= 0
+        t.occ[:] = np.where(human, t.occ_human.clip(0, 1), pseudo)
+        t.occ_w[:] = np.where(human, 1.0, np.where(detected[:, None], PSEUDO_OCCURRENCE_WEIGHT, 0.0))
+    # only human codes of training subjects are labels; test-subject codes are for evaluation only
+    if out["ck_test"] is not None:
+        out["ck_test"].occ_w[:] = 0.0
+    return {k: v for k, v in out.items() if v is not None}, cal

@@ -1,0 +1,141 @@
+"""The AU teacher signal: MediaPipe blendshapes mapped to FACS AUs, calibrated to the 0-5 scale.
+
+No data available offline has AU *intensity* labels. The signal the students learn AU intensity
+from is built here, in three documented steps:
+
+1. **Mapping.** Each of the 12 DISFA AUs gets a score in 0..1 from the ARKit-style blendshapes
+   that describe the same muscle movement (`AU_BLENDSHAPES`, averaged).
+   This is a geometric correspondence of the two coding schemes, not learned.
+2. **Calibration to 0-5.** Per AU, a piecewise-linear map with three anchors fitted on the
+   training split only: the median score over FER+ faces whose majority vote is *neutral*
+   (-> 0), the score threshold that best separates human-coded present / absent on the CK+
+   training subjects (F1-optimal; -> 1, FACS "trace"), and the 99.5th percentile over all
+   training faces (-> 5). AUs with fewer than 5 CK+ positives on the training subjects use the
+   90th percentile over FER+ faces as their trace anchor.
+3. **Occurrence.** Human CK+ FACS codes where they exist (training subjects only); elsewhere the
+   calibrated intensity >= 1 is a weak pseudo-label with a smaller loss weight.
+
+So every AU intensity a student outputs is measured against this calibrated blendshape signal,
+and every AU occurrence against the human CK+ codes of subjects it never saw (`distill evaluate`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from libreface.landmarks import BLENDSHAPE_NAMES
+
+DISFA_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
+"""The AUs of the `au_intensity` and `au_occurrence` outputs (DISFA's set)."""
+
+AU_NAMES: tuple[str, ...] = tuple(f"AU{a:02d}" for a in DISFA_AUS)
+
+AU_BLENDSHAPES: dict[int, tuple[str, ...]] = {
+    1: ("browInnerUp",),  # inner brow raiser
+    2: ("browOuterUpLeft", "browOuterUpRight"),  # outer brow raiser
+    4: ("browDownLeft", "browDownRight"),  # brow lowerer
+    5: ("eyeWideLeft", "eyeWideRight"),  # upper lid raiser
+    # cheek raiser: MediaPipe's cheekSquint stays near 0 (99.5th percentile 0.002 on FER+), so AU6 is
+    # proxied by the eye narrowing it causes plus the smile it almost always comes with (AU6+12)
+    6: ("eyeSquintLeft", "eyeSquintRight", "mouthSmileLeft", "mouthSmileRight"),
+    # nose wrinkler: noseSneer stays near 0 too; proxied by the brow lowering and eye narrowing it causes
+    9: ("browDownLeft", "browDownRight", "eyeSquintLeft", "eyeSquintRight"),
+    12: ("mouthSmileLeft", "mouthSmileRight"),  # lip corner puller
+    15: ("mouthFrownLeft", "mouthFrownRight"),  # lip corner depressor
+    17: ("mouthShrugLower",),  # chin raiser
+    20: ("mouthStretchLeft", "mouthStretchRight"),  # lip stretcher
+    25: ("mouthLowerDownLeft", "mouthLowerDownRight"),  # lips part
+    26: ("jawOpen",),  # jaw drop
+}
+"""AU -> blendshapes whose mean is the AU's raw score (geometric correspondence of ARKit shapes and FACS).
+Measured against CK+ FACS codes by `distill evaluate` (the "blendshape baseline")."""
+
+
+def au_scores(blendshapes: np.ndarray) -> np.ndarray:
+    """Raw AU scores from blendshapes.
+
+    Args:
+        blendshapes: (N, 52) float scores 0..1 in `BLENDSHAPE_NAMES` order (NaN rows stay NaN).
+
+    Returns:
+        (N, 12) float32 scores 0..1 in `DISFA_AUS` order.
+    """
+    bs = np.asarray(blendshapes, np.float32)
+    out = np.empty((len(bs), len(DISFA_AUS)), np.float32)
+    for j, au in enumerate(DISFA_AUS):
+        cols = [BLENDSHAPE_NAMES.index(n) for n in AU_BLENDSHAPES[au]]
+        out[:, j] = bs[:, cols].mean(axis=1)
+    return out
+
+
+@dataclass
+class Calibration:
+    """Per-AU anchors of the piecewise-linear score -> intensity map (lists in `DISFA_AUS` order)."""
+
+    neutral: list[float]  # score mapped to 0
+    trace: list[float]  # score mapped to 1 (presence threshold)
+    top: list[float]  # score mapped to 5
+    trace_source: list[str]  # "ck+ f1" or "fer+ p90"
+
+    def intensity(self, scores: np.ndarray) -> np.ndarray:
+        """(N, 12) raw scores -> (N, 12) float32 intensities on 0..5 (NaN stays NaN)."""
+        s = np.asarray(scores, np.float32)
+        out = np.empty_like(s)
+        for j in range(s.shape[1]):
+            xp = [self.neutral[j], self.trace[j], self.top[j]]
+            out[:, j] = np.interp(s[:, j], xp, [0.0, 1.0, 5.0])
+        out[np.isnan(s)] = np.nan
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        return cls(**json.loads(text))
+
+
+def _f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    best_t, best_f1 = float(np.median(scores)), -1.0
+    for t in np.unique(np.quantile(scores, np.linspace(0.02, 0.98, 97))):
+        pred = scores >= t
+        tp = float((pred & (labels == 1)).sum())
+        f1 = 2 * tp / max(1.0, pred.sum() + (labels == 1).sum())
+        if f1 > best_f1:
+            best_t, best_f1 = float(t), f1
+    return best_t
+
+
+def fit_calibration(
+    fer_scores: np.ndarray, fer_neutral: np.ndarray, ck_scores: np.ndarray, ck_occurrence: np.ndarray
+) -> Calibration:
+    """Fit the anchors on training data only.
+
+    Args:
+        fer_scores: (N, 12) raw AU scores of detected FER+ training faces.
+        fer_neutral: (N,) bool, majority vote is neutral.
+        ck_scores: (M, 12) raw AU scores of detected CK+ training-subject faces.
+        ck_occurrence: (M, 12) int 0/1 human FACS codes (-1 unknown).
+    """
+    neutral, trace, top, source = [], [], [], []
+    for j in range(len(DISFA_AUS)):
+        n = float(np.nanmedian(fer_scores[fer_neutral, j]))
+        hi = float(np.nanquantile(np.concatenate([fer_scores[:, j], ck_scores[:, j]]), 0.995))
+        known = ck_occurrence[:, j] >= 0
+        pos = int((ck_occurrence[known, j] == 1).sum())
+        if pos >= 5:
+            t = _f1_threshold(ck_scores[known, j], ck_occurrence[known, j])
+            src = "ck+ f1"
+        else:
+            t = float(np.nanquantile(fer_scores[:, j], 0.90))
+            src = "fer+ p90"
+        t = max(t, n + 1e-3)
+        hi = max(hi, t + 1e-3)
+        neutral.append(n)
+        trace.append(t)
+        top.append(hi)
+        source.append(src)
+    return Calibration(neutral, trace, top, source)

@@ -1,0 +1,352 @@
+"""Training loops: MAE pretraining, teacher training, student training with feature-wise distillation.
+
+Every run lives in `<cache>/runs/<name>/`: `config.yaml`, `last.pt` (resumable: model, optimiser,
+schedule, epoch, RNG), `best.pt` (best FER+ validation accuracy), `history.jsonl` (one line per
+epoch, with wall time) and `done.json` when finished. Running the same command again resumes.
+
+Data lives in memory as uint8 (the prepared crops are small); augmentation runs on whole batches in
+torch. Students read their teachers' outputs from `<cache>/runs/<teacher>/targets_train.pt`
+(computed once for the original and the mirrored crop), so distillation costs little more than
+training without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ._torch import seed_everything, torch
+from .dataset import Table, build_tables
+from .losses import FeatureDistiller, LossWeights, task_loss
+from .paths import cache_dir
+
+F = torch.nn.functional
+
+NORM_MEAN = (0.5, 0.5, 0.5)
+NORM_STD = (0.25, 0.25, 0.25)
+"""Input normalisation on the 0..1 scale, written into every model card."""
+
+
+@dataclass
+class TrainConfig:
+    """One training stage (read from a YAML file in `distill/configs/`).
+
+    Attributes:
+        name: run name (folder under `<cache>/runs/`, and the model name's stem).
+        stage: "mae" (self-supervised pretraining), "teacher" or "student".
+        arch: a registered teacher (`swin`, `mae_vit`) or student (`au_r18`, `au_r10t`).
+        teachers: run names of the teachers a student distils from ([] = no distillation).
+        init_from: run whose weights initialise this one (MAE pretraining -> fine-tuning).
+        aug: "strong" (flip, shift +-4 px, photometric, random erasing) or "kd" (the mirrored view
+            matching the stored teacher outputs, shift +-2 px, photometric).
+        ck_oversample: CK+ training rows are repeated this many times per epoch (they are few).
+        limit: use only the first `limit` training rows (smoke runs).
+    """
+
+    name: str
+    stage: str
+    arch: str
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    seed: int = 0
+    threads: int = 2
+    aug: str = "strong"
+    ck_oversample: int = 4
+    mask_ratio: float = 0.75
+    teachers: list[str] = field(default_factory=list)
+    init_from: str | None = None
+    weights: dict = field(default_factory=dict)
+    limit: int | None = None
+    prepared: str | None = None
+
+    @classmethod
+    def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
+        import yaml
+
+        d = yaml.safe_load(Path(path).read_text()) or {}
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(**self.weights)
+
+
+def run_dir(name: str) -> Path:
+    return cache_dir() / "runs" / name
+
+
+def prepared_dir(cfg: TrainConfig) -> Path:
+    return Path(cfg.prepared) if cfg.prepared else cache_dir() / "prepared"
+
+
+# ---------------------------------------------------------------------------------------------
+# batches and augmentation
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) uint8 grey -> (B, 3, S, S) float32 normalised (the runtime's `to_model_input`, grey mode)."""
+    x = images.float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
+    mean = torch.tensor(NORM_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(NORM_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Augment a (B, S, S) uint8 batch; returns (B, 3, S, S) float32 model input.
+
+    `flip` (B,) bool forces which rows are mirrored (the KD view); otherwise half, at random."""
+    b, s, _ = images.shape
+    x = images.float() / 255.0
+    if flip is None:
+        flip = torch.rand(b, generator=g) < 0.5
+    x = torch.where(flip[:, None, None], x.flip(-1), x)
+    shift = 4 if mode == "strong" else 2
+    pad = F.pad(x[:, None], (shift,) * 4, mode="replicate")[:, 0]
+    dx = torch.randint(0, 2 * shift + 1, (b,), generator=g)
+    dy = torch.randint(0, 2 * shift + 1, (b,), generator=g)
+    rows = (dy[:, None] + torch.arange(s)[None]).clamp(max=s + 2 * shift - 1)
+    cols = (dx[:, None] + torch.arange(s)[None]).clamp(max=s + 2 * shift - 1)
+    x = pad[torch.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    contrast = 1 + (torch.rand(b, 1, 1, generator=g) - 0.5) * 0.6
+    bright = (torch.rand(b, 1, 1, generator=g) - 0.5) * 0.3
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    x = ((x - mean) * contrast + mean + bright).clamp(0, 1)
+    if mode == "strong":  # random erasing of one rectangle on a quarter of the batch
+        erase = torch.rand(b, generator=g) < 0.25
+        for i in torch.nonzero(erase).flatten().tolist():
+            h = int(torch.randint(s // 8, s // 3, (1,), generator=g))
+            w = int(torch.randint(s // 8, s // 3, (1,), generator=g))
+            y0 = int(torch.randint(0, s - h, (1,), generator=g))
+            x0 = int(torch.randint(0, s - w, (1,), generator=g))
+            x[i, y0 : y0 + h, x0 : x0 + w] = torch.rand(1, generator=g)
+    x = x.unsqueeze(1).expand(-1, 3, -1, -1)
+    return (x - torch.tensor(NORM_MEAN).view(1, 3, 1, 1)) / torch.tensor(NORM_STD).view(1, 3, 1, 1)
+
+
+def _batch_labels(t: Table, idx: np.ndarray) -> dict[str, torch.Tensor]:
+    return {
+        "expr": torch.from_numpy(t.expr[idx]),
+        "expr_mask": torch.from_numpy(t.expr_mask[idx]),
+        "au": torch.from_numpy(t.au[idx]),
+        "occ": torch.from_numpy(t.occ[idx]),
+        "occ_w": torch.from_numpy(t.occ_w[idx]),
+    }
+
+
+def epoch_order(t: Table, ck_oversample: int, rng: np.random.Generator) -> np.ndarray:
+    """Row indices of one epoch: every row once, CK+ rows `ck_oversample` times, shuffled."""
+    idx = np.arange(len(t))
+    ck = idx[t.source == "ckplus"]
+    order = np.concatenate([idx] + [ck] * max(0, ck_oversample - 1))
+    rng.shuffle(order)
+    return order
+
+
+# ---------------------------------------------------------------------------------------------
+# models and checkpoints
+
+
+def build_model(cfg_or_arch: TrainConfig | str, stage: str | None = None):
+    from .students import STUDENTS, create_student
+    from .teachers import create_teacher
+
+    arch = cfg_or_arch.arch if isinstance(cfg_or_arch, TrainConfig) else cfg_or_arch
+    return create_student(arch) if arch in STUDENTS else create_teacher(arch)
+
+
+def load_run(name: str, which: str = "best"):
+    """(model in eval mode, config) of a finished or running run."""
+    import yaml
+
+    d = run_dir(name)
+    cfg = TrainConfig(**yaml.safe_load((d / "config.yaml").read_text()))
+    model = build_model(cfg)
+    path = d / f"{which}.pt"
+    if not path.exists():
+        path = d / "last.pt"
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg
+
+
+def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+
+# ---------------------------------------------------------------------------------------------
+# teacher targets for distillation
+
+
+@torch.no_grad()
+def teacher_targets(teacher: str, images: np.ndarray, grids: list[int], batch: int = 256) -> dict:
+    """Outputs of run `teacher` for the original (view 0) and mirrored (view 1) crops.
+
+    Returns dict with `maps` [list per stage of (2, N, C, g, g) float16], `emb` (2, N, D),
+    `expr_logits` (2, N, 8), `au_intensity` (2, N, 12), `occ_prob` (2, N, 12), and `meta`.
+    """
+    model, _ = load_run(teacher)
+    n = len(images)
+    chunks: dict[str, list] = {}
+    for view in (0, 1):
+        for i in tqdm(range(0, n, batch), desc=f"targets {teacher} view {view}", leave=False):
+            x = torch.from_numpy(images[i : i + batch])
+            if view:
+                x = x.flip(-1)
+            out = model(to_input(x))
+            maps = [F.adaptive_avg_pool2d(m, g).half() for m, g in zip(out["maps"], grids)]
+            rec = {"emb": out["features"].half(), "expr_logits": out["expr_logits"].half(),
+                   "au_intensity": out["au_intensity"].half(), "occ_prob": torch.sigmoid(out["occ_logits"]).half()}
+            for k, v in rec.items():
+                chunks.setdefault(f"{k}/{view}", []).append(v)
+            for j, m in enumerate(maps):
+                chunks.setdefault(f"map{j}/{view}", []).append(m)
+    res = {k: torch.stack([torch.cat(chunks[f"{k}/0"]), torch.cat(chunks[f"{k}/1"])])
+           for k in ("emb", "expr_logits", "au_intensity", "occ_prob")}
+    res["maps"] = [torch.stack([torch.cat(chunks[f"map{j}/0"]), torch.cat(chunks[f"map{j}/1"])]) for j in range(len(grids))]
+    res["meta"] = {"channels": [m.shape[2] for m in res["maps"]], "grids": grids, "dim": res["emb"].shape[-1]}
+    return res
+
+
+def _load_targets(teacher: str, table: Table, grids: list[int]) -> dict:
+    path = run_dir(teacher) / f"targets_train_{len(table)}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    res = teacher_targets(teacher, table.images, grids)
+    tmp = path.with_suffix(".partial")
+    torch.save(res, tmp)
+    tmp.replace(path)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) one stage; returns the run folder."""
+    import yaml
+
+    from .evaluate import predict, task_metrics
+
+    out_dir = run_dir(cfg.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    if (out_dir / "done.json").exists():
+        print(f"{cfg.name}: already finished ({out_dir / 'done.json'})")
+        return out_dir
+    g = seed_everything(cfg.seed, cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    tables, cal = build_tables(prepared_dir(cfg))
+    (out_dir / "calibration.json").write_text(cal.to_json())
+    tr = tables["train"]
+    if cfg.limit:
+        tr = tr.subset(np.arange(min(cfg.limit, len(tr))))
+    model = build_model(cfg)
+    if cfg.init_from:
+        state = torch.load(run_dir(cfg.init_from) / "last.pt", map_location="cpu", weights_only=False)["model"]
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        print(f"{cfg.name}: initialised from {cfg.init_from} ({len(missing)} new tensors)")
+    w = cfg.loss_weights
+    distiller, targets = None, []
+    if cfg.stage == "student" and cfg.teachers and (w.feat or w.emb or w.soft):
+        with torch.no_grad():
+            probe = model(torch.zeros(1, 3, tr.images.shape[1], tr.images.shape[2]))
+        grids = [min(4, m.shape[-1]) for m in probe["maps"]]
+        targets = [_load_targets(t, tr, grids) for t in cfg.teachers]
+        distiller = FeatureDistiller([m.shape[1] for m in probe["maps"]], model.embed_dim, [t["meta"] for t in targets])
+    params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(epoch_order(tr, cfg.ck_oversample, np.random.default_rng(0))) / cfg.batch_size)
+    total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
+    start_epoch, best = 0, -1.0
+    last = out_dir / "last.pt"
+    if last.exists():
+        st = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        if distiller and st.get("distiller"):
+            distiller.load_state_dict(st["distiller"])
+        start_epoch, best = st["epoch"] + 1, st["best"]
+        g.set_state(st["torch_rng"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = st["np_rng"]
+        print(f"{cfg.name}: resuming after epoch {st['epoch'] + 1}/{cfg.epochs}")
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        model.train()
+        order = epoch_order(tr, cfg.ck_oversample, rng)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", mininterval=10)
+        for k, i in enumerate(bar):
+            step = epoch * steps_per_epoch + k
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, total, warmup, cfg.lr)
+            idx = order[i : i + cfg.batch_size]
+            imgs = torch.from_numpy(tr.images[idx])
+            if cfg.stage == "mae":
+                x = augment(imgs, "kd", g)
+                terms = {"mae": model.mae_loss(x, cfg.mask_ratio, generator=g)}
+            else:
+                view = torch.rand(len(idx), generator=g) < 0.5 if targets else None
+                x = augment(imgs, cfg.aug, g, flip=view)
+                out = model(x)
+                terms = task_loss(out, _batch_labels(tr, idx), w)
+                if distiller:
+                    v = view.long()
+                    ti = torch.from_numpy(idx)
+                    batch_t = [{
+                        "maps": [m[v, ti] for m in t["maps"]],
+                        **{key: t[key][v, ti] for key in ("emb", "expr_logits", "au_intensity", "occ_prob")},
+                    } for t in targets]
+                    terms.update(distiller(out, batch_t, w))
+            loss = sum(terms.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            for key, val in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(val.detach())
+            if k % 20 == 0:
+                bar.set_postfix({key: f"{val / (k + 1):.3f}" for key, val in sums.items()})
+        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+               **{f"loss_{key}": round(val / (k + 1), 4) for key, val in sums.items()}}
+        if cfg.stage != "mae" and "valid" in tables:
+            model.eval()
+            metrics = task_metrics(predict(model, tables["valid"]), tables["valid"])
+            rec.update({f"valid_{key}": val for key, val in metrics.items() if isinstance(val, float)})
+            score = metrics["fer_accuracy"]
+        else:
+            score = -rec.get("loss_mae", 0.0)
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": max(best, score),
+                 "distiller": distiller.state_dict() if distiller else None,
+                 "torch_rng": g.get_state(), "np_rng": rng.bit_generator.state}
+        if score > best:
+            best = score
+            torch.save({"model": model.state_dict(), "epoch": epoch, "score": score}, out_dir / "best.pt.partial")
+            (out_dir / "best.pt.partial").replace(out_dir / "best.pt")
+        torch.save(state, out_dir / "last.pt.partial")
+        (out_dir / "last.pt.partial").replace(last)
+        with open(out_dir / "history.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec), flush=True)
+    hist = [json.loads(line) for line in (out_dir / "history.jsonl").read_text().splitlines()]
+    done = {"epochs": cfg.epochs, "best": best, "wall_seconds": round(sum(h["seconds"] for h in hist), 1)}
+    (out_dir / "done.json").write_text(json.dumps(done, indent=1))
+    return out_dir

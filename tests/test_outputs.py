@@ -1,0 +1,401 @@
+"""Output schema and writers: columns, rows, DataFrame, crash-safe CSV and feature files."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from libreface.errors import OutputError
+from libreface.landmarks import BLENDSHAPE_NAMES
+from libreface.outputs import (
+    BLENDSHAPE_COLUMNS,
+    IBUG68_FROM_MEDIAPIPE,
+    LANDMARK_COLUMNS,
+    CsvSink,
+    FeatureSink,
+    columns,
+    frame_rows,
+    native_columns,
+    openface_columns,
+    partial_path,
+    read_features,
+    to_dataframe,
+)
+from libreface.results import FaceResult, FrameResult, OutputLabels
+
+AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU12", "AU15", "AU17", "AU20", "AU25", "AU26")
+EXPRESSIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+LABELS = OutputLabels(au_intensity=AUS, au_occurrence=AUS, occurrence_threshold=0.5, expressions=EXPRESSIONS,
+                      feature_dim=8, model="test")
+LAYOUTS = [  # (fmt, landmarks, blendshapes)
+    ("native", False, False),
+    ("native", True, True),
+    ("openface", False, False),
+    ("openface", True, False),
+]
+
+
+def make_face(rng, face_id=0, success=True, person_id=-1) -> FaceResult:
+    logits = rng.normal(size=len(EXPRESSIONS))
+    return FaceResult(
+        face_id=face_id,
+        box_px=tuple(float(v) for v in rng.uniform(0, 640, 4)),
+        confidence=float(rng.uniform(0.5, 1)),
+        landmarks_px=rng.uniform(0, 640, (478, 3)).astype(np.float32),
+        blendshapes=rng.uniform(0, 1, 52).astype(np.float32),
+        pose_deg=tuple(float(v) for v in rng.uniform(-40, 40, 3)),
+        au_intensity=rng.uniform(0, 5, len(AUS)).astype(np.float32),
+        au_occurrence=rng.uniform(0, 1, len(AUS)).astype(np.float32),
+        expression=(np.exp(logits) / np.exp(logits).sum()).astype(np.float32),
+        features=rng.normal(size=LABELS.feature_dim).astype(np.float32),
+        success=success,
+        person_id=person_id,
+    )
+
+
+def make_frames(n: int, seed: int = 0) -> list[FrameResult]:
+    """Frames with 1, 2, 0, 1, 2, 0... faces; every fifth face failed; 30 fps timestamps."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        faces = [make_face(rng, face_id=k, success=(i + k) % 5 != 4, person_id=k if i % 2 else -1)
+                 for k in range([1, 2, 0][i % 3])]
+        frames.append(FrameResult(frame=i, timestamp_s=i / 30.0, faces=faces))
+    return frames
+
+
+def write_csv(path, frames, **kwargs):
+    with CsvSink(path, LABELS, **kwargs) as sink:
+        for f in frames:
+            sink.append(f)
+
+
+def read_csv(path) -> pd.DataFrame:
+    return pd.read_csv(path, skipinitialspace=True)
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def test_native_columns_follow_the_documented_groups_in_order():
+    cols = native_columns(LABELS)
+    assert cols[:13] == ["frame", "face_id", "person_id", "timestamp", "confidence", "success",
+                         "box_x0", "box_y0", "box_x1", "box_y1", "pose_pitch", "pose_yaw", "pose_roll"]
+    n = len(AUS)
+    assert cols[13:13 + n] == [f"{au}_intensity" for au in AUS]
+    assert cols[13 + n:13 + 2 * n] == [f"{au}_presence" for au in AUS]
+    assert cols[13 + 2 * n:13 + 3 * n] == [f"{au}_probability" for au in AUS]
+    assert cols[13 + 3 * n:] == [*EXPRESSIONS, "expression"]
+
+
+def test_optional_landmark_and_blendshape_columns_come_last_and_include_bs_neutral():
+    cols = native_columns(LABELS, landmarks=True, blendshapes=True)
+    assert cols[-52:] == list(BLENDSHAPE_COLUMNS) == [f"bs_{b}" for b in BLENDSHAPE_NAMES]
+    assert "bs__neutral" in cols and "bs_jawOpen" in cols
+    assert cols[-52 - 3 * 478:-52] == list(LANDMARK_COLUMNS)
+    assert LANDMARK_COLUMNS[0] == "lm_x_0" and LANDMARK_COLUMNS[478] == "lm_y_0" and LANDMARK_COLUMNS[-1] == "lm_z_477"
+
+
+def test_openface_columns_use_openface_names_and_order_for_the_aus_we_have():
+    cols = openface_columns(LABELS, landmarks=True)
+    assert cols[:8] == ["frame", "face_id", "timestamp", "confidence", "success", "pose_Rx", "pose_Ry", "pose_Rz"]
+    assert cols[8:8 + 136] == [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+    aus_r = [c for c in cols if c.endswith("_r")]
+    aus_c = [c for c in cols if c.endswith("_c")]
+    assert aus_r == [f"{au}_r" for au in AUS] and aus_c == [f"{au}_c" for au in AUS]  # AUS is in OpenFace order
+    assert cols.index("AU26_r") < cols.index("AU01_c")
+    assert "AU07_r" not in cols and "AU45_c" not in cols and "AU28_c" not in cols
+
+
+def test_openface_au_columns_follow_openface_order_whatever_the_model_order():
+    labels = OutputLabels(au_intensity=("AU45", "AU12", "AU01"), au_occurrence=("AU28", "AU01"),
+                          occurrence_threshold=0.5, expressions=EXPRESSIONS, feature_dim=0)
+    assert openface_columns(labels)[8:] == ["AU01_r", "AU12_r", "AU45_r", "AU01_c", "AU28_c"]
+
+
+def test_the_ibug68_table_has_68_distinct_mesh_vertices():
+    assert len(IBUG68_FROM_MEDIAPIPE) == 68 and len(set(IBUG68_FROM_MEDIAPIPE)) == 68
+    assert all(0 <= i < 468 for i in IBUG68_FROM_MEDIAPIPE)
+
+
+def test_an_unknown_format_lists_the_choices():
+    with pytest.raises(ValueError, match="native, openface"):
+        columns(LABELS, fmt="csv")
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt, landmarks, blendshapes", LAYOUTS)
+def test_every_row_has_one_value_per_column(fmt, landmarks, blendshapes):
+    cols = columns(LABELS, fmt=fmt, landmarks=landmarks, blendshapes=blendshapes)
+    for frame in make_frames(6):
+        for row in frame_rows(frame, LABELS, fmt=fmt, landmarks=landmarks, blendshapes=blendshapes):
+            assert len(row) == len(cols)
+
+
+@pytest.mark.parametrize("fmt, face_id", [("native", -1), ("openface", 0)])
+def test_a_frame_without_faces_gives_one_unsuccessful_row_with_empty_outputs(fmt, face_id):
+    rows = frame_rows(FrameResult(frame=7, timestamp_s=0.25, faces=[]), LABELS, fmt=fmt)
+    assert len(rows) == 1
+    row = dict(zip(columns(LABELS, fmt=fmt), rows[0]))
+    assert row["success"] == 0 and row["face_id"] == face_id and row["timestamp"] == 0.25
+    assert row["frame"] == (7 if fmt == "native" else 8)
+    au = [v for k, v in row.items() if k.startswith("AU")]
+    assert au and all(math.isnan(v) for v in au)
+    assert math.isnan(row["confidence"])
+
+
+def test_two_faces_give_two_rows_with_their_own_values():
+    rng = np.random.default_rng(0)
+    faces = [make_face(rng, 0), make_face(rng, 1, person_id=3)]
+    rows = frame_rows(FrameResult(frame=2, timestamp_s=0.1, faces=faces), LABELS)
+    cols = native_columns(LABELS)
+    assert len(rows) == 2
+    for face, row in zip(faces, rows):
+        r = dict(zip(cols, row))
+        assert r["face_id"] == face.face_id and r["person_id"] == face.person_id and r["success"] == 1
+        assert r["AU12_intensity"] == pytest.approx(face.au_intensity[AUS.index("AU12")])
+        assert r["AU12_presence"] == int(face.au_occurrence[AUS.index("AU12")] >= 0.5)
+        assert r["expression"] == EXPRESSIONS[int(np.argmax(face.expression))]
+
+
+def test_a_failed_face_keeps_box_pose_and_landmarks_but_has_empty_model_outputs():
+    face = make_face(np.random.default_rng(1), success=False)
+    cols = native_columns(LABELS, landmarks=True)
+    (row,) = frame_rows(FrameResult(frame=0, timestamp_s=0.0, faces=[face]), LABELS, landmarks=True)
+    r = dict(zip(cols, row))
+    assert r["success"] == 0 and r["face_id"] == 0
+    assert r["box_x1"] == pytest.approx(face.box_px[2]) and r["pose_yaw"] == pytest.approx(face.pose_deg[1])
+    assert r["lm_y_5"] == pytest.approx(face.landmarks_px[5, 1])
+    assert all(math.isnan(r[c]) for c in cols if c.startswith("AU") or c in EXPRESSIONS or c == "expression")
+
+
+def test_openface_frame_is_one_based_and_pose_is_in_radians():
+    face = make_face(np.random.default_rng(2))
+    (row,) = frame_rows(FrameResult(frame=0, timestamp_s=0.0, faces=[face]), LABELS, fmt="openface")
+    r = dict(zip(openface_columns(LABELS), row))
+    assert r["frame"] == 1
+    for name, deg in zip(("pose_Rx", "pose_Ry", "pose_Rz"), face.pose_deg):
+        assert r[name] == pytest.approx(math.radians(deg))
+    assert r["AU01_c"] in (0, 1)
+
+
+def test_openface_landmarks_are_the_mapped_mesh_points():
+    face = make_face(np.random.default_rng(3))
+    (row,) = frame_rows(FrameResult(frame=0, timestamp_s=0.0, faces=[face]), LABELS, fmt="openface", landmarks=True)
+    r = dict(zip(openface_columns(LABELS, landmarks=True), row))
+    assert r["x_30"] == pytest.approx(face.landmarks_px[IBUG68_FROM_MEDIAPIPE[30], 0])
+    assert r["y_8"] == pytest.approx(face.landmarks_px[IBUG68_FROM_MEDIAPIPE[8], 1])
+
+
+# -- DataFrame and CSV --------------------------------------------------------------------------
+
+
+def test_the_dataframe_has_nullable_ints_and_provenance():
+    df = to_dataframe(make_frames(6), LABELS)
+    assert len(df) == 1 + 2 + 1 + 1 + 2 + 1
+    assert str(df["frame"].dtype) == "int64" and str(df["success"].dtype) == "int64"
+    assert str(df["person_id"].dtype) == "Int64" and str(df["AU01_presence"].dtype) == "Int64"
+    assert df["AU01_intensity"].dtype == np.float64
+    assert df.attrs["libreface"]["model"] == "test"
+    assert df.loc[df["face_id"] == -1, "AU01_presence"].isna().all()
+
+
+def test_an_empty_run_gives_an_empty_dataframe_with_every_column():
+    df = to_dataframe([], LABELS, fmt="openface")
+    assert list(df.columns) == openface_columns(LABELS) and len(df) == 0
+
+
+@pytest.mark.parametrize("fmt, landmarks, blendshapes", LAYOUTS)
+def test_the_csv_read_back_equals_the_dataframe_within_the_written_precision(tmp_path, fmt, landmarks, blendshapes):
+    frames = make_frames(9)
+    out = tmp_path / "out.csv"
+    write_csv(out, frames, fmt=fmt, landmarks=landmarks, blendshapes=blendshapes)
+    got = read_csv(out)
+    want = to_dataframe(frames, LABELS, fmt=fmt, landmarks=landmarks, blendshapes=blendshapes)
+    assert list(got.columns) == list(want.columns)
+    numeric = [c for c in want.columns if c != "expression"]
+    np.testing.assert_allclose(got[numeric].to_numpy(float), want[numeric].to_numpy(float, na_value=np.nan),
+                               rtol=0, atol=0.005 + 1e-9)
+    if "expression" in want:
+        assert got["expression"].fillna("").tolist() == want["expression"].fillna("").tolist()
+
+
+def test_openface_csv_separates_fields_with_comma_and_space(tmp_path):
+    out = tmp_path / "of.csv"
+    write_csv(out, make_frames(3), fmt="openface")
+    header, first = out.read_text().splitlines()[:2]
+    assert header.startswith("frame, face_id, timestamp, confidence, success, pose_Rx")
+    assert first.startswith("1, 0, 0, ")
+    assert ",," not in header and header.split(", ") == openface_columns(LABELS)
+
+
+def test_floats_are_written_compactly_and_nan_as_an_empty_field(tmp_path):
+    out = tmp_path / "out.csv"
+    write_csv(out, [FrameResult(frame=0, timestamp_s=1 / 3, faces=[])])
+    row = out.read_text().splitlines()[1].split(",")
+    assert row[:6] == ["0", "-1", "", "0.333333", "", "0"]
+    assert set(row[6:]) == {""}
+
+
+# -- crash safety and resume --------------------------------------------------------------------
+
+
+def test_a_normal_exit_renames_the_partial_to_the_final_name(tmp_path):
+    out = tmp_path / "sub" / "out.csv"  # the folder is created
+    write_csv(out, make_frames(4))
+    assert out.is_file() and not partial_path(out).exists()
+    assert len(read_csv(out)) == len(to_dataframe(make_frames(4), LABELS))
+
+
+def test_rows_reach_the_disk_before_close_when_flushing_every_frame(tmp_path):
+    out = tmp_path / "out.csv"
+    sink = CsvSink(out, LABELS, flush_every_s=0)
+    sink.append(make_frames(1)[0])
+    assert len(read_csv(partial_path(out))) == 1 and not out.exists()
+    sink.close()
+    assert out.exists()
+
+
+def test_an_exception_inside_the_sink_leaves_a_readable_partial_and_no_final_file(tmp_path):
+    out = tmp_path / "out.csv"
+    frames = make_frames(10)
+    with pytest.raises(KeyboardInterrupt):
+        with CsvSink(out, LABELS, flush_every_s=3600) as sink:
+            for f in frames[:5]:
+                sink.append(f)
+            raise KeyboardInterrupt
+    assert not out.exists()
+    text = partial_path(out).read_text()
+    assert text.endswith("\n")
+    df = read_csv(partial_path(out))
+    assert list(df.columns) == native_columns(LABELS)
+    assert sorted(set(df["frame"])) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("fmt", ["native", "openface"])
+def test_resume_drops_a_half_line_and_the_last_frame_then_writes_every_frame_once(tmp_path, fmt):
+    out = tmp_path / "out.csv"
+    frames = make_frames(12)
+    with pytest.raises(RuntimeError):
+        with CsvSink(out, LABELS, fmt=fmt) as sink:
+            for f in frames[:8]:  # frame 7 has two faces
+                sink.append(f)
+            raise RuntimeError("killed")
+    with open(partial_path(out), "a") as f:  # a crash in the middle of writing frame 8
+        f.write("9" if fmt == "native" else "9, 0, 0.2")
+
+    sink = CsvSink(out, LABELS, fmt=fmt, resume=True)
+    assert sink.resume_after_frame == 6 and sink.resume_from_frame == 7
+    kept = read_csv(partial_path(out))
+    assert kept["frame"].max() == (6 if fmt == "native" else 7)
+    with sink:
+        for f in frames:  # replaying from the start is fine: frames already in the file are skipped
+            sink.append(f)
+
+    got = read_csv(out)
+    want = to_dataframe(frames, LABELS, fmt=fmt)
+    assert got["frame"].tolist() == want["frame"].tolist()  # every frame exactly once, in order
+    assert got["face_id"].tolist() == want["face_id"].tolist()
+    np.testing.assert_allclose(got["AU12_r" if fmt == "openface" else "AU12_intensity"].to_numpy(float),
+                               want["AU12_r" if fmt == "openface" else "AU12_intensity"].to_numpy(float),
+                               atol=1e-4)
+
+
+def test_resume_without_a_partial_starts_from_the_first_frame(tmp_path):
+    with CsvSink(tmp_path / "out.csv", LABELS, resume=True) as sink:
+        assert sink.resume_from_frame == 0 and sink.resume_after_frame == -1
+
+
+def test_resume_of_a_partial_with_other_columns_raises_output_error(tmp_path):
+    out = tmp_path / "out.csv"
+    partial_path(out).write_text("frame,face_id,something_else\n0,0,1\n")
+    with pytest.raises(OutputError, match="partial has different columns") as err:
+        CsvSink(out, LABELS, resume=True)
+    assert str(partial_path(out)) in str(err.value) and "\n" not in str(err.value)
+
+
+def _a_folder(tmp_path, suffix):
+    path = tmp_path / f"results{suffix}"
+    path.mkdir()
+    return path
+
+
+def _under_a_file(tmp_path, suffix):
+    (tmp_path / "notes.txt").write_text("x")
+    return tmp_path / "notes.txt" / f"out{suffix}"
+
+
+def _in_a_read_only_folder(tmp_path, suffix):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder / f"out{suffix}"
+
+
+@pytest.mark.parametrize("make_path, message", [
+    (_a_folder, "is a folder"),
+    (_under_a_file, "cannot create the folder"),
+    pytest.param(_in_a_read_only_folder, "cannot write", marks=pytest.mark.skipif(
+        os.name != "posix" or os.geteuid() == 0, reason="root and Windows ignore read-only folders")),
+    pytest.param(lambda tmp_path, suffix: Path("/proc") / f"out{suffix}", "cannot write", marks=pytest.mark.skipif(
+        not Path("/proc/self").exists(), reason="needs Linux /proc, where nobody can create files")),
+])
+@pytest.mark.parametrize("sink, suffix", [(CsvSink, ".csv"), (FeatureSink, ".npz"), (FeatureSink, ".parquet")])
+def test_an_unwritable_output_path_is_one_line_naming_the_path(tmp_path, make_path, message, sink, suffix):
+    path = make_path(tmp_path, suffix)
+    with pytest.raises(OutputError, match=message) as err:
+        sink(path, LABELS)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+# -- features -----------------------------------------------------------------------------------
+
+
+def _expected_features(frames):
+    rows = [(f.frame, face.face_id, face.person_id, f.timestamp_s, face.features)
+            for f in frames for face in f.faces if face.success]
+    return rows
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_features_round_trip_through_read_features(tmp_path, suffix):
+    frames = make_frames(10)
+    out = tmp_path / f"feat{suffix}"
+    with FeatureSink(out, LABELS, row_group_rows=4) as sink:
+        for f in frames:
+            sink.append(f)
+    assert out.exists() and not partial_path(out).exists()
+    df = read_features(out)
+    want = _expected_features(frames)
+    assert list(df.columns) == ["frame", "face_id", "person_id", "timestamp"] + [f"f{i}" for i in range(8)]
+    assert df["frame"].tolist() == [w[0] for w in want] and df["face_id"].tolist() == [w[1] for w in want]
+    assert df["person_id"].tolist() == [w[2] for w in want]
+    np.testing.assert_allclose(df["timestamp"], [w[3] for w in want])
+    np.testing.assert_array_equal(df[[f"f{i}" for i in range(8)]].to_numpy(), np.stack([w[4] for w in want]))
+    assert df.attrs["libreface"]["model"] == "test"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_a_crash_leaves_a_readable_features_partial_and_no_final_file(tmp_path, suffix):
+    frames = make_frames(10)
+    out = tmp_path / f"feat{suffix}"
+    with pytest.raises(RuntimeError):
+        with FeatureSink(out, LABELS, row_group_rows=3) as sink:
+            for f in frames[:6]:
+                sink.append(f)
+            raise RuntimeError("killed")
+    assert not out.exists()
+    df = read_features(partial_path(out))
+    assert df["frame"].tolist() == [w[0] for w in _expected_features(frames[:6])]
+
+
+def test_an_unknown_features_suffix_lists_the_choices(tmp_path):
+    with pytest.raises(ValueError, match=r"\.npz, \.parquet"):
+        FeatureSink(tmp_path / "feat.h5", LABELS)
