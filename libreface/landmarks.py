@@ -16,6 +16,7 @@ side are missed by the first pass; the tile scan and the region pass recover the
 from __future__ import annotations
 
 import io
+import os
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -105,7 +106,41 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+class _NoDrawing:
+    """Import hook that gives MediaPipe's drawing modules as empty modules (see `_vision`)."""
+
+    NAMES = ("mediapipe.tasks.python.vision.drawing_utils", "mediapipe.tasks.python.vision.drawing_styles")
+
+    def find_spec(self, fullname, path, target=None):
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, self) if fullname in self.NAMES else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        module.__doc__ = "placeholder: libreface does not draw with MediaPipe"
+
+
+def _vision():
+    """`mediapipe.tasks.python.vision`, without its drawing utilities.
+
+    The package's `__init__` imports `drawing_utils` and `drawing_styles`, which import matplotlib:
+    0.1 s per start, and on a fresh account a font cache written to ~/.cache. libreface draws nothing
+    with them, so empty modules stand in for them unless the host program imported them already.
+    """
+    import sys
+
+    if "mediapipe.tasks.python.vision" not in sys.modules and not any(isinstance(f, _NoDrawing) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoDrawing())
+    from mediapipe.tasks.python import vision
+
+    return vision
+
+
 def _mp_image(rgb: np.ndarray):
+    _vision()
     import mediapipe as mp
 
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
@@ -174,7 +209,8 @@ class FaceFrontEnd:
     options: FrontEndOptions = field(default_factory=FrontEndOptions)
 
     def __post_init__(self) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
+        vision = _vision()
+        from mediapipe.tasks.python import BaseOptions
 
         path = self.options.model_path or default_model_path()
         bundle = Path(path).read_bytes()
@@ -333,3 +369,47 @@ def _nms(items: list[tuple[tuple[float, float, float, float], float]], iou: floa
         if all(box_iou(box, k[0]) <= iou for k in kept):
             kept.append((box, score))
     return kept
+
+
+_NATIVE_NOISE = (b"W0000 ", b"I0000 ", b"INFO: ", b"WARNING: Logging before InitGoogle", b"E0000 ")
+_quiet_installed = False
+
+
+def quiet_native_logs() -> None:
+    """Drop MediaPipe / LiteRT's C++ log lines (written straight to file descriptor 2) for this process.
+
+    Python's `sys.stderr` is moved to a duplicate of the original descriptor, so libreface's own
+    messages and progress bars are untouched; a daemon thread forwards every other native line.
+    Called by the CLI and the GUI, not by the library (a host application keeps its own stderr).
+    """
+    global _quiet_installed
+    import sys
+    import threading
+
+    if _quiet_installed or os.environ.get("LIBREFACE_NATIVE_LOGS"):
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+    except OSError:  # pragma: no cover - no fd 2 (e.g. a windowed app)
+        return
+    sys.stderr = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+
+    def pump() -> None:
+        buf = b""
+        with os.fdopen(read_fd, "rb", buffering=0) as r:
+            while True:
+                chunk = r.read(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                out = b"".join(line + b"\n" for line in lines if not line.startswith(_NATIVE_NOISE))
+                if out:
+                    os.write(saved, out)
+
+    threading.Thread(target=pump, name="libreface-native-log", daemon=True).start()
+    _quiet_installed = True

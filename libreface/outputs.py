@@ -765,15 +765,17 @@ class FeatureSink:
       `row_group_rows` rows. Provenance in the schema metadata key `libreface`.
 
     Like `CsvSink`, it writes `<path>.partial` and renames it to `path` on a normal exit; on an
-    exception the `.partial` is completed into a readable file and left in place. There is no
-    resume: a resumed run should write a new features file.
+    exception the `.partial` is completed into a readable file and left in place. With
+    `resume_before_frame=N`, the rows of frames before N are carried over from an existing
+    `.partial` (the companion of `CsvSink(resume=True)`, whose `resume_from_frame` gives N).
 
     Raises:
         ValueError: unknown suffix, or the model has no features output.
         OutputError: `path` cannot be written.
     """
 
-    def __init__(self, path: str | os.PathLike, labels: OutputLabels, *, row_group_rows: int = 1000):
+    def __init__(self, path: str | os.PathLike, labels: OutputLabels, *, row_group_rows: int = 1000,
+                 resume_before_frame: int | None = None):
         self.path = Path(path)
         self.format = _feature_format(self.path)
         if labels.feature_dim <= 0:
@@ -789,6 +791,14 @@ class FeatureSink:
         self._open = True
         meta = json.dumps(_provenance(labels, "features"))
         _check_output_path(self.path)
+        carried = None
+        if resume_before_frame is not None and self.partial_path.is_file():
+            try:
+                carried = read_features(self.partial_path)
+                carried = carried[carried["frame"] < resume_before_frame]
+            except Exception as e:  # an unreadable partial (killed mid-write): start over, say so
+                log.warning("%s: cannot carry over earlier features (%s); they restart at frame %d",
+                            self.partial_path, e, resume_before_frame)
         try:
             if self.format == ".parquet":
                 pa, pq = _import_pyarrow()
@@ -803,6 +813,11 @@ class FeatureSink:
                     pass
         except OSError as e:
             raise _open_error(self.path, e) from None
+        if carried is not None and len(carried):
+            for k in FEATURE_KEY_COLUMNS:
+                self._keys[k].extend(carried[k].tolist())
+            self._features.extend(carried[feature_columns(labels)].to_numpy(np.float32))
+            self._flush_buffer()
 
     def append(self, result: FrameResult) -> None:
         """Add the features of every analysed face of one frame."""

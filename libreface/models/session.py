@@ -97,6 +97,9 @@ class StudentModel:
     """
 
     def __init__(self, path: Path, threads: int = 0, name: str | None = None) -> None:
+        # ONNX Runtime's usage telemetry writes a device id and a database under ~/.cache; the
+        # analyzer writes nothing but its outputs, so it is switched off before the first import.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
 
         path = Path(path)

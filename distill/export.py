@@ -1,0 +1,167 @@
+"""`libreface-distill export`: a trained student -> ONNX (fp32 and static-QDQ int8) in the runtime's model
+contract, with its card in the ONNX metadata, the sha256 manifest and a Markdown model card.
+
+Contract: input `faces` float32 [N, 3, S, S] (aligned by `libreface.align`, normalised as the card
+says); outputs `au_intensity` [N, 12] on 0..5, `au_occurrence` [N, 12] probabilities, `expression`
+[N, 8] probabilities, `features` [N, D]. int8 uses ONNX Runtime's static quantisation (QDQ,
+per-channel weights) calibrated on training crops; dynamic quantisation is never used (it is
+slower than fp32 for conv nets on these CPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from libreface.align import ALIGN_VERSION
+from libreface.models.registry import sha256_file
+from libreface.models.session import CARD_KEY
+
+from ._torch import torch
+from .data.records import EXPRESSIONS
+from .evaluate import OCCURRENCE_THRESHOLD
+from .labels import AU_NAMES
+from .paths import WEIGHTS
+from .train import NORM_MEAN, NORM_STD, load_run, run_dir, to_input
+
+
+class _Contract(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, faces: torch.Tensor):
+        o = self.net(faces)
+        return o["au_intensity"], torch.sigmoid(o["occ_logits"]), torch.softmax(o["expr_logits"], 1), o["features"]
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def make_card(name: str, run: str, input_size: int, feature_dim: int, precision: str, extra: dict) -> dict:
+    """The metadata card the runtime reads (`libreface.models.session.ModelCard`)."""
+    _, cfg = load_run(run)
+    return {
+        "name": name, "version": name.rsplit(".", 1)[-1], "input_size": input_size,
+        "mean": list(NORM_MEAN), "std": list(NORM_STD), "color": "gray", "align": ALIGN_VERSION,
+        "au_intensity": list(AU_NAMES), "au_occurrence": list(AU_NAMES), "occurrence_threshold": OCCURRENCE_THRESHOLD,
+        "expressions": list(EXPRESSIONS), "feature_dim": feature_dim,
+        "arch": cfg.arch, "run": run, "teachers": cfg.teachers, "precision": precision, "commit": git_commit(),
+        "training_data": "FER+ (FER2013Train, 10-annotator votes) and CK+ (subjects not divisible by 5, FACS AU codes); "
+                         "AU intensity from calibrated MediaPipe blendshapes (distill/labels.py)",
+        "license": "weights: Apache-2.0; trained on FER2013/FER+ and CK+, whose images are research-only (see model card)",
+        **extra,
+    }
+
+
+def _add_card(path: Path, card: dict) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    m.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
+    m.producer_name = "libreface-distill"
+    onnx.save(m, str(path))
+
+
+def export_fp32(run: str, path: Path, input_size: int) -> int:
+    """Export the run's best checkpoint to ONNX; returns the feature dimension."""
+    model, _ = load_run(run)
+    wrapper = _Contract(model).eval()
+    x = torch.zeros(2, 3, input_size, input_size)
+    with torch.no_grad():
+        feat_dim = int(wrapper(x)[3].shape[1])
+    torch.onnx.export(
+        wrapper, (x,), str(path), input_names=["faces"],
+        output_names=["au_intensity", "au_occurrence", "expression", "features"],
+        dynamic_axes={"faces": {0: "N"}, "au_intensity": {0: "N"}, "au_occurrence": {0: "N"}, "expression": {0: "N"}, "features": {0: "N"}},
+        opset_version=17, dynamo=False,
+    )
+    return feat_dim
+
+
+def quantize_int8(fp32: Path, out: Path, calib_images: np.ndarray, batch: int = 32) -> None:
+    """Static QDQ int8 (per-channel weights, uint8 activations), calibrated on (M, S, S) uint8 grey crops."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.chunks = iter(range(0, len(calib_images), batch))
+
+        def get_next(self):
+            i = next(self.chunks, None)
+            if i is None:
+                return None
+            return {"faces": to_input(torch.from_numpy(calib_images[i : i + batch])).numpy()}
+
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        # The trunk runs in int8; the pooled embedding and the heads stay float, so that probabilities,
+        # intensities and features keep full resolution (an 8-bit softmax is off by up to 1/255).
+        graph = onnx.load(str(pre)).graph
+        head_ops = {"Gemm", "MatMul", "Softmax", "Sigmoid", "Mul", "ReduceMean", "GlobalAveragePool", "Flatten"}
+        exclude = [n.name for n in graph.node if n.op_type in head_ops]
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+
+
+def update_manifest(entries: list[dict], weights_dir: Path = WEIGHTS) -> None:
+    """Add or replace `entries` ({name, file, kind}) in `manifest.json`, with their sha256."""
+    path = weights_dir / "manifest.json"
+    data = json.loads(path.read_text()) if path.exists() else {"models": []}
+    models = {m["name"]: m for m in data["models"]}
+    for e in entries:
+        models[e["name"]] = {**e, "sha256": sha256_file(weights_dir / e["file"])}
+    data["models"] = sorted(models.values(), key=lambda m: m["name"])
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def export(run: str, name: str, weights_dir: Path = WEIGHTS, calib: int = 1024, seed: int = 0,
+           metrics: dict | None = None) -> list[Path]:
+    """Export run `run` as `<name>` (fp32) and `<stem>_int8.<version>` into `weights_dir`; update the manifest.
+
+    Returns the written ONNX paths.
+    """
+    from .dataset import build_tables
+
+    _, cfg = load_run(run)
+    from .train import prepared_dir
+
+    tables, cal = build_tables(prepared_dir(cfg))
+    size = int(tables["train"].images.shape[1])
+    stem, version = name.rsplit(".", 1)
+    int8_name = f"{stem}_int8.{version}"
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    fp32_path, int8_path = weights_dir / f"{name}.onnx", weights_dir / f"{int8_name}.onnx"
+    extra = {"calibration": json.loads(cal.to_json()), "metrics": metrics or {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        feat_dim = export_fp32(run, raw, size)
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(tables["train"]), size=min(calib, len(tables["train"])), replace=False)
+        q = Path(tmp) / "int8.onnx"
+        quantize_int8(raw, q, tables["train"].images[np.sort(idx)])
+        for src, dst, nm, prec in ((raw, fp32_path, name, "fp32"), (q, int8_path, int8_name, "int8-qdq")):
+            _add_card(src, make_card(nm, run, size, feat_dim, prec, extra))
+            tmp_dst = dst.with_suffix(".onnx.partial")
+            tmp_dst.write_bytes(src.read_bytes())
+            tmp_dst.replace(dst)
+    update_manifest([{"name": name, "file": fp32_path.name, "kind": "student"},
+                     {"name": int8_name, "file": int8_path.name, "kind": "student"}], weights_dir)
+    (run_dir(run) / "exported.json").write_text(json.dumps({"fp32": str(fp32_path), "int8": str(int8_path)}))
+    return [fp32_path, int8_path]

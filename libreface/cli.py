@@ -1,0 +1,232 @@
+"""Command line: `libreface INPUT... -o OUT` (analyse) and `libreface info`.
+
+Each input fails on its own with one line on stderr; the exit status is 0 when every input was
+analysed, 1 when any failed, 2 for bad arguments and 130 after Ctrl-C (the `.partial` outputs stay
+valid; `--resume` continues them). Progress goes to stderr, so stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import LibrefaceError
+
+SUBCOMMANDS = ("info",)
+
+
+def _models_or_empty() -> list[str]:
+    try:
+        from .models.registry import list_models
+
+        return list_models()
+    except LibrefaceError:
+        return []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models.registry import DEFAULT_MODEL
+
+    p = argparse.ArgumentParser(
+        prog="libreface",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Per-frame facial action units, expression and head pose, on the CPU, offline. "
+        "Also: `libreface info` (versions, models, hashes).",
+    )
+    p.add_argument("inputs", nargs="+", help="video or image files, folders, a .txt list of paths, or a webcam index (0)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="CSV file (one input) or folder (several inputs); default: <input name>.csv in the current folder")
+    p.add_argument("--format", choices=["native", "openface"], default="native", help="CSV column layout")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=_models_or_empty() or None, help="student model")
+    p.add_argument("--max-faces", type=int, default=1, help="most faces analysed per frame")
+    p.add_argument("--every", type=int, default=1, help="analyse every N-th frame")
+    p.add_argument("--fps", type=float, default=None, help="analyse at most this many frames per second of video")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per process; 0 = all cores")
+    p.add_argument("--batch-size", type=int, default=16, help="frames batched per model call")
+    p.add_argument("--landmarks", action="store_true", help="add the 478 landmarks (68 for --format openface)")
+    p.add_argument("--blendshapes", action="store_true", help="add the 52 MediaPipe blendshapes (native format)")
+    p.add_argument("--features", type=Path, default=None,
+                   help="also write feature vectors: a .parquet or .npz file (one input) or a folder (several)")
+    p.add_argument("--no-small-faces", action="store_true", help="skip the second detection pass for small faces")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its .partial file")
+    p.add_argument("--jobs", type=int, default=1, help="inputs analysed in parallel processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"libreface {__version__}")
+    return p
+
+
+def _outputs_for(args: argparse.Namespace, inputs: list[str]) -> list[tuple[str, Path, Path | None]]:
+    several = len(inputs) > 1
+    out = args.output
+    feat = args.features
+    jobs = []
+    for src in inputs:
+        stem = f"webcam{src}" if str(src).isdigit() else Path(src).stem
+        if several or (out is not None and (out.is_dir() or out.suffix == "")):
+            folder = out if out is not None else Path.cwd()
+            csv = folder / f"{stem}.csv"
+        else:
+            csv = out if out is not None else Path.cwd() / f"{stem}.csv"
+        fpath = None
+        if feat is not None:
+            fpath = feat / f"{stem}.parquet" if (several or feat.suffix == "") else feat
+        jobs.append((src, csv, fpath))
+    return jobs
+
+
+def _options(args: argparse.Namespace, threads: int):
+    from .pipeline import AnalyzerOptions
+
+    return AnalyzerOptions(model=args.model, max_faces=args.max_faces, every=args.every, fps=args.fps, threads=threads,
+                           batch_size=args.batch_size, small_faces=not args.no_small_faces)
+
+
+def _run_one(analyzer, args, src: str, csv: Path, fpath: Path | None) -> str | None:
+    """Analyse one input; returns an error line or None."""
+    try:
+        summary = analyzer.analyze_to_files(
+            int(src) if str(src).isdigit() else src, csv, fmt=args.format, landmarks=args.landmarks,
+            blendshapes=args.blendshapes, features_path=fpath, resume=args.resume, progress=not args.quiet,
+        )
+    except LibrefaceError as e:
+        return str(e)
+    if summary.error:
+        print(f"libreface: warning: {summary.error}; the {summary.frames} frames before it are in {csv}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{src}: {summary.frames} frames, {summary.faces} faces, {summary.fps:.1f} fps -> {csv}", file=sys.stderr)
+    return None
+
+
+_WORKER = None
+
+
+def _worker_init(args: argparse.Namespace, threads: int) -> None:
+    global _WORKER
+    from .pipeline import Analyzer
+
+    _WORKER = Analyzer(_options(args, threads))
+
+
+def _worker_run(job) -> tuple[str, str | None]:
+    src, csv, fpath, args = job
+    try:
+        return src, _run_one(_WORKER, args, src, csv, fpath)
+    except Exception as e:  # keep the pool alive; report in one line
+        return src, f"{src}: {type(e).__name__}: {e}"
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from .sources import iter_inputs
+
+    inputs: list[str] = []
+    failed = 0
+    for item in args.inputs:
+        if str(item).isdigit():
+            inputs.append(item)
+            continue
+        try:
+            inputs.extend(str(p) for p in iter_inputs([item]))
+        except LibrefaceError as e:
+            print(f"libreface: {e}", file=sys.stderr)
+            failed += 1
+    if not inputs:
+        return 1
+    jobs = _outputs_for(args, inputs)
+    if args.jobs > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        import multiprocessing as mp
+
+        from .models.session import default_threads
+
+        n = min(args.jobs, len(jobs))
+        threads = args.threads or max(1, default_threads() // n)
+        quiet_args = argparse.Namespace(**{**vars(args), "quiet": True})
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                 initargs=(quiet_args, threads)) as pool:
+            for src, err in pool.map(_worker_run, [(s, c, f, quiet_args) for s, c, f in jobs]):
+                if err:
+                    print(f"libreface: {err}", file=sys.stderr)
+                    failed += 1
+                elif not args.quiet:
+                    print(f"{src}: done", file=sys.stderr)
+        return 1 if failed else 0
+
+    from .pipeline import Analyzer
+
+    with Analyzer(_options(args, args.threads)) as analyzer:
+        for src, csv, fpath in jobs:
+            err = _run_one(analyzer, args, src, csv, fpath)
+            if err:
+                print(f"libreface: {err}", file=sys.stderr)
+                failed += 1
+    return 1 if failed else 0
+
+
+def info(argv: list[str] | None = None) -> int:
+    """`libreface info`: versions, the weights folder, every model with its sha256 check, threads."""
+    import importlib.metadata as md
+
+    from .models.registry import _manifest, verify, weights_dir
+    from .models.session import default_threads
+
+    print(f"libreface {__version__}")
+    for pkg in ("onnxruntime", "mediapipe", "av", "numpy", "pandas"):
+        try:
+            print(f"  {pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            print(f"  {pkg} (not installed)")
+    folder = weights_dir()
+    print(f"weights: {folder}")
+    bad = 0
+    for name, entry in sorted(_manifest(str(folder)).items()):
+        try:
+            verify(name)
+            state = "ok"
+        except LibrefaceError as e:
+            state = f"FAILED: {e}"
+            bad += 1
+        print(f"  {name:22s} {entry.kind:10s} {entry.file:28s} sha256 {entry.sha256[:16]}… {state}")
+    print(f"threads: {default_threads()} (ONNX Runtime intra-op default)")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="libreface: %(message)s")
+    debug = "--debug" in argv
+    if not debug:
+        from .landmarks import quiet_native_logs
+
+        quiet_native_logs()
+    try:
+        if argv and argv[0] == "info":
+            return info(argv[1:])
+        args = build_parser().parse_args(argv)
+        if len(args.inputs) > 1 and args.output is not None and args.output.suffix.lower() == ".csv":
+            build_parser().error("--output must be a folder when there are several inputs")
+        if args.format == "openface" and args.blendshapes:
+            build_parser().error("--blendshapes is only available with --format native")
+        return _analyze(args)
+    except KeyboardInterrupt:
+        print("libreface: interrupted; partial results are in the .partial files; rerun with --resume to continue",
+              file=sys.stderr)
+        return 130
+    except LibrefaceError as e:
+        if debug:
+            raise
+        print(f"libreface: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - last line of defence, one line unless --debug
+        if debug:
+            raise
+        print(f"libreface: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The model registry and the ONNX Runtime session: sha256 checks, the card contract, shapes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from libreface.align import ALIGN_VERSION
+from libreface.errors import ModelError
+from libreface.models import registry
+from libreface.models.session import CARD_KEY, OUTPUTS, StudentModel
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tiny_onnx(path: Path, card: dict | None, size: int = 16) -> None:
+    """A real (tiny) ONNX graph with the contract's input and outputs, built without torch."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(3, n)).astype(np.float32), f"w{n}") for n in (12, 8)]
+    nodes = [
+        helper.make_node("ReduceMean", ["faces"], ["pooled"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "w12"], ["z12"]),
+        helper.make_node("Sigmoid", ["z12"], ["au_occurrence"]),
+        helper.make_node("Mul", ["au_occurrence", "five"], ["au_intensity"]),
+        helper.make_node("MatMul", ["pooled", "w8"], ["z8"]),
+        helper.make_node("Softmax", ["z8"], ["expression"], axis=1),
+        helper.make_node("Identity", ["pooled"], ["features"]),
+    ]
+    inits.append(numpy_helper.from_array(np.array(5.0, np.float32), "five"))
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in OUTPUTS],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if card is not None:
+        model.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
+    onnx.save(model, str(path))
+
+
+def _card(**over) -> dict:
+    card = {
+        "name": "tiny.v1", "version": "v1", "input_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3, "color": "gray",
+        "align": ALIGN_VERSION, "au_intensity": [f"AU{i:02d}" for i in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)],
+        "au_occurrence": [f"AU{i:02d}" for i in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)], "occurrence_threshold": 0.5,
+        "expressions": ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"],
+        "feature_dim": 3,
+    }
+    card.update(over)
+    return card
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch):
+    """A private copy of weights/ with a tiny registered model, selected through LIBREFACE_WEIGHTS."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    shutil.copy(REPO / "weights" / "face_landmarker.task", folder)
+    _tiny_onnx(folder / "tiny.v1.onnx", _card())
+    manifest = {"models": [
+        {"name": "tiny.v1", "file": "tiny.v1.onnx", "kind": "student", "sha256": registry.sha256_file(folder / "tiny.v1.onnx")},
+        {"name": "face_landmarker", "file": "face_landmarker.task", "kind": "landmarker",
+         "sha256": registry.sha256_file(folder / "face_landmarker.task")},
+    ]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("LIBREFACE_WEIGHTS", str(folder))
+    return folder
+
+
+def test_a_registered_model_loads_and_follows_the_contract(weights_copy):
+    model = StudentModel.load("tiny.v1", threads=1)
+    crops = np.random.default_rng(1).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    out = model.run_crops(crops)
+    assert out["au_intensity"].shape == (5, 12) and out["au_occurrence"].shape == (5, 12)
+    assert out["expression"].shape == (5, 8) and out["features"].shape == (5, 3)
+    np.testing.assert_allclose(out["expression"].sum(1), 1.0, rtol=1e-5)
+    assert (out["au_intensity"] >= 0).all() and (out["au_intensity"] <= 5).all()
+    assert model.card.expressions[1] == "happiness" and model.threads == 1
+
+
+def test_an_empty_batch_gives_empty_outputs(weights_copy):
+    model = StudentModel.load("tiny.v1", threads=1)
+    out = model.run_crops(np.zeros((0, 16, 16, 3), np.uint8))
+    assert out["au_intensity"].shape == (0, 12) and out["features"].shape == (0, 3)
+
+
+def test_tampered_weights_are_refused_with_one_line(weights_copy):
+    path = weights_copy / "tiny.v1.onnx"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the manifest") as err:
+        StudentModel.load("tiny.v1")
+    assert "tiny.v1.onnx" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_missing_weights_file_is_named(weights_copy):
+    (weights_copy / "tiny.v1.onnx").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        registry.verify("tiny.v1")
+
+
+def test_an_unknown_model_name_lists_the_choices(weights_copy):
+    with pytest.raises(ValueError, match="available: .*tiny.v1"):
+        registry.get_entry("nope.v9")
+
+
+@pytest.mark.parametrize("card, message", [
+    (None, "no 'libreface.card' metadata"),
+    (_card(align="other-align.v0"), "trained with alignment other-align.v0"),
+    ({"name": "broken"}, "model card is incomplete"),
+])
+def test_a_model_without_a_matching_card_is_refused(tmp_path, card, message):
+    path = tmp_path / "m.onnx"
+    _tiny_onnx(path, card)
+    with pytest.raises(ModelError, match=message):
+        StudentModel(path)
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_text("not a model")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        StudentModel(path)
+
+
+@pytest.mark.parametrize("name", registry.list_models())
+def test_every_shipped_model_matches_its_card(name, monkeypatch):
+    monkeypatch.delenv("LIBREFACE_WEIGHTS", raising=False)
+    model = StudentModel.load(name, threads=1)
+    c = model.card
+    out = model.run_crops(np.full((2, c.input_size, c.input_size, 3), 128, np.uint8))
+    assert out["au_intensity"].shape == (2, len(c.au_intensity))
+    assert out["au_occurrence"].shape == (2, len(c.au_occurrence))
+    assert out["expression"].shape == (2, len(c.expressions)) and out["features"].shape == (2, c.feature_dim)
+    assert model.card.align == ALIGN_VERSION
+
+
+def test_the_shipped_landmarker_matches_its_manifest_hash():
+    assert registry.verify("face_landmarker").name == "face_landmarker.task"
+    assert registry.get_entry("face_landmarker").sha256.startswith("64184e22")
