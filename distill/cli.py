@@ -39,6 +39,36 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import report
+
+    result = report(args.runs, args.onnx, args.out, prepared=args.prepared, threads=args.threads)
+    from .evaluate import markdown
+
+    print(markdown(result))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    from .paths import WEIGHTS
+
+    for path in export(args.run, args.name or args.run, weights_dir=args.weights or WEIGHTS, calib=args.calib):
+        print(path)
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from .evaluate import markdown
+    from .smoke import run
+
+    result = run(args.out)
+    print(markdown(result))
+    print(f"smoke chain finished in {result['seconds']} s; weights: {', '.join(result['weights'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="libreface-distill", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -65,6 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--limit", type=int, default=None, help="only the first N training rows")
         q.add_argument("--threads", type=int, default=None, help="torch threads")
         q.set_defaults(func=_train, stage=stage)
+    q = sub.add_parser("evaluate", help="JSON + Markdown report: FER+, CK+ held-out subjects, per-AU AUC/F1, speed")
+    q.add_argument("--runs", nargs="*", default=[], help="training runs (torch checkpoints) to evaluate")
+    q.add_argument("--onnx", nargs="*", type=Path, default=[], help="exported ONNX students to evaluate (and time)")
+    q.add_argument("--out", type=Path, default=Path("reports"), help="report folder")
+    q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
+    q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation and timing")
+    q.set_defaults(func=_evaluate)
+
+    q = sub.add_parser("export", help="ONNX fp32 + static int8 in the runtime's model contract, into weights/")
+    q.add_argument("run", help="training run to export (its best checkpoint)")
+    q.add_argument("--name", default=None, help="model name, e.g. au_r18.v1 (default: the run name)")
+    q.add_argument("--weights", type=Path, default=None, help="weights folder (default: the repo's weights/)")
+    q.add_argument("--calib", type=int, default=1024, help="training crops used to calibrate int8")
+    q.set_defaults(func=_export)
+
+    q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
+    q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")
+    q.set_defaults(func=_smoke)
     return p
 
 

@@ -112,3 +112,151 @@ def baseline_metrics(table: Table, trace: list[float]) -> dict:
         per_au[name] = {"n_pos": int((y == 1).sum()), "n": int(rows.sum()), "auc": _auc(y, s), "f1": _f1(y, s >= trace[j])}
     return {"au": per_au, "au_mean_auc": float(np.nanmean([v["auc"] for v in per_au.values()])),
             "au_mean_f1": float(np.nanmean([v["f1"] for v in per_au.values()]))}
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+
+def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256) -> dict[str, np.ndarray]:
+    """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table."""
+    from libreface.models.session import StudentModel
+
+    model = StudentModel(path, threads=threads)
+    outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
+    for i in range(0, len(table), batch):
+        g = table.images[i : i + batch]
+        o = model.run_crops(np.repeat(g[..., None], 3, axis=-1))
+        for k in outs:
+            outs[k].append(o[k])
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def onnx_ms_per_face(path, threads: int = 2, batch: int = 16, repeats: int = 30) -> dict[str, float]:
+    """Median wall time per face (ms) at batch 1 and at `batch`, ONNX Runtime with `threads` threads."""
+    import time
+
+    from libreface.models.session import StudentModel
+
+    model = StudentModel(path, threads=threads)
+    s = model.card.input_size
+    res = {}
+    for n in (1, batch):
+        x = np.random.default_rng(0).normal(size=(n, 3, s, s)).astype(np.float32)
+        for _ in range(3):
+            model.run(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model.run(x)
+            times.append((time.perf_counter() - t) / n)
+        res[f"ms_per_face_batch{n}"] = round(1000 * float(np.median(times)), 3)
+    return res
+
+
+def confusion_png(confusion: list[list[int]], path, title: str) -> None:
+    """Save a row-normalised confusion matrix as a PNG (matplotlib, no face images)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, np.float64)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(8), EXPRESSIONS, rotation=45, ha="right")
+    ax.set_yticks(range(8), EXPRESSIONS)
+    for i in range(8):
+        for j in range(8):
+            if cm[i].sum():
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("FER+ majority vote")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _row(name: str, kind: str, m_test: dict, m_ck: dict, extra: dict | None = None) -> dict:
+    return {"model": name, "kind": kind,
+            "fer_accuracy": m_test.get("fer_accuracy"), "fer_macro_f1": m_test.get("fer_macro_f1"),
+            "ck_accuracy": m_ck.get("ck_accuracy"), "au_mean_auc": m_ck.get("au_mean_auc"),
+            "au_mean_f1": m_ck.get("au_mean_f1"), **(extra or {})}
+
+
+def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2) -> dict:
+    """Evaluate torch runs and exported ONNX models on FER+ test and CK+ held-out subjects.
+
+    Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
+    """
+    import json
+    from pathlib import Path
+
+    from .dataset import build_tables
+    from .paths import cache_dir
+    from .train import load_run
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables, cal = build_tables(Path(prepared) if prepared else cache_dir() / "prepared")
+    test, ck = tables["test"], tables.get("ck_test")
+    rows, details = [], {}
+    base = baseline_metrics(ck, cal.trace) if ck is not None else {}
+    rows.append(_row("blendshape baseline", "mapping", {}, base))
+    details["blendshape baseline"] = base
+    for run in runs:
+        model, _ = load_run(run)
+        m_test, m_ck = task_metrics(predict(model, test), test), task_metrics(predict(model, ck), ck) if ck is not None else {}
+        rows.append(_row(run, "torch", m_test, m_ck))
+        details[run] = {"fer_test": m_test, "ck_test": m_ck}
+    for path in map(Path, onnx):
+        m_test = task_metrics(onnx_predict(path, test, threads), test)
+        m_ck = task_metrics(onnx_predict(path, ck, threads), ck) if ck is not None else {}
+        speed = onnx_ms_per_face(path, threads=threads)
+        rows.append(_row(path.name, "onnx", m_test, m_ck, speed))
+        details[path.name] = {"fer_test": m_test, "ck_test": m_ck, "speed": speed}
+        confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{path.stem}.png", f"{path.stem}: FER+ test")
+    result = {"rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
+              "n": {"fer_test": int(len(test)), "ck_test": int(len(ck)) if ck is not None else 0,
+                    "ck_test_subjects": int(len(set(ck.subject))) if ck is not None else 0}}
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float))
+    (out_dir / "metrics.md").write_text(markdown(result))
+    return result
+
+
+def _fmt(v, pct: bool = True) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    return f"{100 * v:.1f}" if pct else f"{v:.2f}"
+
+
+def markdown(result: dict) -> str:
+    """The Markdown form of `report`'s result."""
+    n = result["n"]
+    lines = [
+        "| model | kind | FER+ test acc % | FER+ macro-F1 % | CK+ acc % (held-out subjects) | AU mean AUC % | AU mean F1 % | ms/face b1 | ms/face b16 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['kind']} | {_fmt(r['fer_accuracy'])} | {_fmt(r['fer_macro_f1'])} | {_fmt(r['ck_accuracy'])} | "
+            f"{_fmt(r['au_mean_auc'])} | {_fmt(r['au_mean_f1'])} | {_fmt(r.get('ms_per_face_batch1'), False)} | "
+            f"{_fmt(r.get('ms_per_face_batch16'), False)} |"
+        )
+    lines += ["", f"FER+ test: {n['fer_test']} faces (majority vote of 10 annotators). CK+ held-out: {n['ck_test']} images of "
+              f"{n['ck_test_subjects']} subjects (numbers divisible by 5), human FACS AU codes. AU figures are over the "
+              "12 DISFA AUs, occurrence probability vs the human code; F1 at threshold 0.5 (baseline: calibrated trace anchor).", ""]
+    per_au = [(name, d) for name, d in result["details"].items() if "ck_test" in d and "au" in d["ck_test"]]
+    base = result["details"].get("blendshape baseline", {}).get("au")
+    if per_au and base:
+        aus = list(base)
+        lines += ["Per-AU AUC % on CK+ held-out subjects (positives / images):", "",
+                  "| AU | n+ / n | baseline | " + " | ".join(name for name, _ in per_au) + " |",
+                  "|---|---|---:|" + "---:|" * len(per_au)]
+        for au in aus:
+            lines.append(f"| {au} | {base[au]['n_pos']} / {base[au]['n']} | {_fmt(base[au]['auc'])} | "
+                         + " | ".join(_fmt(d["ck_test"]["au"][au]["auc"]) for _, d in per_au) + " |")
+    return "\n".join(lines) + "\n"

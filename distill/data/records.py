@@ -18,6 +18,7 @@ EXPRESSION_ALIASES = {
     "neutral": "neutral", "happy": "happiness", "happiness": "happiness", "surprise": "surprise",
     "sad": "sadness", "sadness": "sadness", "anger": "anger", "angry": "anger", "disgust": "disgust",
     "fear": "fear", "contempt": "contempt",
+    "surprised": "surprise", "fearful": "fear", "disgusted": "disgust",  # FER2013 folder copies with adjectives
 }
 
 

@@ -1,0 +1,94 @@
+"""The training side: AU teacher signal, losses, and the whole chain on generated fixtures (`distill smoke`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+
+from distill.labels import AU_NAMES, Calibration, au_scores, fit_calibration  # noqa: E402
+from libreface.landmarks import BLENDSHAPE_NAMES  # noqa: E402
+
+
+def test_blendshapes_map_to_the_12_disfa_aus():
+    bs = np.zeros((2, 52), np.float32)
+    bs[1, BLENDSHAPE_NAMES.index("mouthSmileLeft")] = 0.8
+    bs[1, BLENDSHAPE_NAMES.index("mouthSmileRight")] = 0.6
+    s = au_scores(bs)
+    assert s.shape == (2, 12) and AU_NAMES[6] == "AU12"
+    assert s[0, 6] == 0 and s[1, 6] == pytest.approx(0.7)
+
+
+def test_calibration_maps_neutral_to_0_trace_to_1_and_top_to_5():
+    cal = Calibration(neutral=[0.1] * 12, trace=[0.3] * 12, top=[0.9] * 12, trace_source=["x"] * 12)
+    out = cal.intensity(np.array([[0.0] * 12, [0.3] * 12, [0.9] * 12, [np.nan] * 12], np.float32))
+    assert (out[0] == 0).all() and np.allclose(out[1], 1) and np.allclose(out[2], 5) and np.isnan(out[3]).all()
+
+
+def test_calibration_anchors_are_ordered_even_for_a_flat_blendshape():
+    rng = np.random.default_rng(0)
+    fer = rng.random((200, 12)).astype(np.float32)
+    fer[:, 4] = 0.001  # a blendshape that never fires
+    ck = rng.random((40, 12)).astype(np.float32)
+    occ = (rng.random((40, 12)) < 0.4).astype(np.int8)
+    cal = fit_calibration(fer, rng.random(200) < 0.3, ck, occ)
+    for n, t, top in zip(cal.neutral, cal.trace, cal.top):
+        assert n < t < top
+
+
+def test_feature_distillation_terms_are_finite_and_vanish_without_weights():
+    from distill.losses import FeatureDistiller, LossWeights
+
+    d = FeatureDistiller([8, 16], 16, [{"channels": [4, 4], "grids": [2, 1], "dim": 6}])
+    out = {"maps": [torch.randn(3, 8, 4, 4), torch.randn(3, 16, 2, 2)], "features": torch.randn(3, 16),
+           "expr_logits": torch.randn(3, 8), "au_intensity": torch.rand(3, 12) * 5, "occ_logits": torch.randn(3, 12)}
+    tgt = [{"maps": [torch.randn(3, 4, 2, 2), torch.randn(3, 4, 1, 1)], "emb": torch.randn(3, 6),
+            "expr_logits": torch.randn(3, 8), "au_intensity": torch.rand(3, 12) * 5, "occ_prob": torch.rand(3, 12)}]
+    terms = d(out, tgt, LossWeights())
+    assert set(terms) == {"feat", "emb", "soft"} and all(torch.isfinite(v) for v in terms.values())
+    assert d(out, tgt, LossWeights(feat=0, emb=0, soft=0)) == {}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    from distill.smoke import run
+
+    return run(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.mark.train
+def test_the_smoke_chain_exports_students_the_runtime_loads(smoke):
+    from libreface.models.session import StudentModel
+
+    fp32, int8 = smoke["weights"]
+    for path in (fp32, int8):
+        model = StudentModel(path, threads=1)
+        assert model.card.au_intensity == AU_NAMES and model.card.color == "gray"
+        out = model.run_crops(np.full((2, 64, 64, 3), 100, np.uint8))
+        assert out["expression"].shape == (2, 8) and np.allclose(out["expression"].sum(1), 1, atol=1e-4)
+    assert json.loads(StudentModel(int8).session.get_modelmeta().custom_metadata_map["libreface.card"])["precision"] == "int8-qdq"
+
+
+@pytest.mark.train
+def test_the_smoke_chain_reports_every_model_and_the_baseline(smoke):
+    names = [r["model"] for r in smoke["rows"]]
+    assert names[0] == "blendshape baseline" and any(n.endswith("int8.v0.onnx") for n in names)
+    onnx_rows = [r for r in smoke["rows"] if r["kind"] == "onnx"]
+    assert all(r["ms_per_face_batch1"] > 0 for r in onnx_rows)
+    assert all(0 <= r["fer_accuracy"] <= 1 for r in onnx_rows)
+
+
+@pytest.mark.train
+def test_a_finished_stage_is_not_trained_again(smoke, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from distill.train import TrainConfig, train
+
+    run_dir = Path(smoke["weights"][0]).parent.parent / "cache"
+    monkeypatch.setenv("LIBREFACE_CACHE", str(run_dir))
+    cfg = TrainConfig(name="smoke_teacher_swin.v1", stage="teacher", arch="swin", epochs=1)
+    train(cfg)
+    assert "already finished" in capsys.readouterr().out
