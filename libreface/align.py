@@ -138,16 +138,31 @@ def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int = 64) -> A
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     if scale > size / 2:  # the face would be under 2 px wide in the image
         return AlignFailed(f"alignment: face too small (scale {scale:.1f})")
-    # Shrinking by more than 2x: pre-blur via INTER_AREA-like behaviour is not available in
-    # warpAffine, so resample from a pyramid-reduced copy to avoid aliasing.
     img = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-    while scale < 0.5 and min(img.shape[:2]) > 8:
-        img = cv2.pyrDown(img)
-        m = m.copy()
-        m[:, :2] *= 2.0
-        scale *= 2.0
+    m_full = m
+    if scale < 0.5:
+        # Shrinking by more than 2x: resample from a pyramid-reduced copy to avoid aliasing. Only the
+        # region the crop reads from (plus a margin for the pyramid's blur) is reduced, not the frame.
+        inv = cv2.invertAffineTransform(m)
+        corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inv.T
+        margin = 4.0 / scale
+        step = 2 ** int(np.ceil(np.log2(0.5 / scale)))  # ROI origin on the pyramid's grid: same pixels as the full frame
+        h, w = img.shape[:2]
+        x0 = int(max(0, np.floor(corners[:, 0].min() - margin))) // step * step
+        y0 = int(max(0, np.floor(corners[:, 1].min() - margin))) // step * step
+        x1 = int(min(w, np.ceil(corners[:, 0].max() + margin)))
+        y1 = int(min(h, np.ceil(corners[:, 1].max() + margin)))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            img = img[y0:y1, x0:x1]
+            m = m.copy()
+            m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+        while scale < 0.5 and min(img.shape[:2]) > 8:
+            img = cv2.pyrDown(img)
+            m = m.copy()
+            m[:, :2] *= 2.0
+            scale *= 2.0
     crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return AlignedFace(crop=crop, matrix=align_matrix(landmarks_px, size))
+    return AlignedFace(crop=crop, matrix=m_full)
 
 
 def to_model_input(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], color: str = "rgb") -> np.ndarray:

@@ -245,6 +245,7 @@ class FaceFrontEnd:
         self._last_ts_ms = -1
         self._n = 0
         self._tracks: list[_SmallTrack] = []
+        self._scores: list[tuple[tuple[float, float, float, float], float]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -327,8 +328,6 @@ class FaceFrontEnd:
         else:
             result = self._landmarker.detect(image)
         faces = _faces_from_result(result, w, h)
-        dets = self._detect_boxes(rgb)
-
         if o.small_faces:
             big = [f for f in faces if f.size_px >= o.small_face_px]
             small_seeds = [_SmallTrack(f.box_px, TRACKED_CONFIDENCE) for f in faces if f.size_px < o.small_face_px]
@@ -349,14 +348,35 @@ class FaceFrontEnd:
             faces = big + refined
         self._n += 1
 
-        scored = []
-        for f in faces:
-            best = max((score for box, score in dets if box_iou(box, f.box_px) > 0.2), default=None)
-            if best is None and f.small:
-                best = max((t.score for t in self._tracks if box_iou(t.box_px, f.box_px) > 0.2), default=None)
-            scored.append(_with_confidence(f, best if best is not None else TRACKED_CONFIDENCE))
+        scored = [_with_confidence(f, c) for f, c in zip(faces, self._confidences(rgb, faces))]
         scored.sort(key=lambda f: f.box_px[0])
         return scored[: o.max_faces]
+
+    def _confidences(self, rgb: np.ndarray, faces: list[FaceLandmarks]) -> list[float]:
+        """Detector score of each face. The detector runs on the full frame only when a face matches no
+        cached detection, or every `scan_every` frames; in between, cached scores follow the faces."""
+        o = self.options
+
+        def match(f: FaceLandmarks) -> int | None:
+            ious = [box_iou(box, f.box_px) for box, _ in self._scores]
+            return int(np.argmax(ious)) if ious and max(ious) > 0.2 else None
+
+        stale = not o.video or (self._n - 1) % o.scan_every == 0
+        if faces and (stale or any(match(f) is None for f in faces)):
+            self._scores = self._detect_boxes(rgb)
+        out = []
+        for f in faces:
+            k = match(f)
+            if k is None and f.small:
+                score = max((t.score for t in self._tracks if box_iou(t.box_px, f.box_px) > 0.2), default=TRACKED_CONFIDENCE)
+            else:
+                score = TRACKED_CONFIDENCE if k is None else self._scores[k][1]
+            if k is not None:
+                self._scores[k] = (f.box_px, self._scores[k][1])  # follow the face
+            else:
+                self._scores.append((f.box_px, score))
+            out.append(float(score))
+        return out
 
 
 def _with_confidence(face: FaceLandmarks, confidence: float) -> FaceLandmarks:

@@ -86,8 +86,9 @@ def _records(tables: list[Path], images: Path) -> Iterator[Record]:
     for table in tables:
         subject, task = _SEQUENCE.fullmatch(table.stem).groups()
         folder = images / subject / task
-        files = {int(m.group(1)): p for p in folder.iterdir()
-                 if p.suffix.lower() in _IMAGE_EXT and (m := _TRAILING_NUMBER.search(p.stem))} if folder.is_dir() else {}
+        listing = folder.iterdir() if folder.is_dir() else ()
+        files = {int(m.group(1)): p for p in listing
+                 if p.suffix.lower() in _IMAGE_EXT and (m := _TRAILING_NUMBER.search(p.stem))}
         for frame, codes in sorted(read_occurrence(table).items()):
             if frame not in files:
                 n_without_image += 1

@@ -118,11 +118,14 @@ class _LeftVideo:
         self._source, self._frames = None, None
 
     def n_frames_hint(self) -> int | None:
-        """Frame count from the container header (None when the header has none)."""
+        """Frame count from the container header (None when the header has none or cannot be read)."""
         import av
 
-        with av.open(str(self.path)) as container:
-            return container.streams.video[0].frames or None
+        try:
+            with av.open(str(self.path)) as container:
+                return container.streams.video[0].frames or None
+        except (av.error.FFmpegError, IndexError):  # `load` will report the damaged file, naming it
+            return None
 
 
 def load_disfa(root: Path) -> Iterator[Record]:
@@ -147,6 +150,7 @@ def load_disfa(root: Path) -> Iterator[Record]:
 
 
 def _records(subjects: list[Path], frames_root: Path | None, videos: Path) -> Iterator[Record]:
+    n_without_image = 0
     for subject_dir in subjects:
         subject = subject_dir.name
         labels = read_labels(subject_dir)
@@ -155,6 +159,7 @@ def _records(subjects: list[Path], frames_root: Path | None, videos: Path) -> It
         if folder is not None and folder.is_dir():
             images = numbered_frames(folder)
             loads = {n: (lambda p=images[n]: read_image(p)) for n in sorted(labels) if n in images}
+            n_without_image += len(labels) - len(loads)
         elif video.is_file():
             decoder = _LeftVideo(video)
             n_frames = decoder.n_frames_hint()
@@ -177,3 +182,6 @@ def _records(subjects: list[Path], frames_root: Path | None, videos: Path) -> It
                 au_intensity=dict(intensity),
                 au_occurrence={au: int(v >= OCCURRENCE_MIN_INTENSITY) for au, v in intensity.items()},
             )
+    if n_without_image:
+        logger.warning("%s: skipped %d labelled frames without an image in the frame folders", frames_root,
+                       n_without_image)

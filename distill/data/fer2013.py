@@ -51,7 +51,8 @@ def load_fer2013(root: Path) -> Iterator[Record]:
     table = root / "fer2013.csv"
     if table.is_file():
         return _from_csv(table)
-    splits = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in _SPLIT_DIRS] if root.is_dir() else []
+    listing = sorted(root.iterdir()) if root.is_dir() else []
+    splits = [d for d in listing if d.is_dir() and d.name.lower() in _SPLIT_DIRS]
     if not splits:
         raise FileNotFoundError(f"{root}: neither fer2013.csv nor train/<emotion>/ + test/<emotion>/ image folders "
                                 "found; expected Kaggle's fer2013.csv or its image-folder copy")
