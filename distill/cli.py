@@ -69,6 +69,14 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from .finetune import finetune_heads
+
+    summary = finetune_heads(args.model, args.features, args.labels, args.out, epochs=args.epochs, l2=args.l2)
+    print(f"{args.out}: {summary}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="libreface-distill", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -109,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--weights", type=Path, default=None, help="weights folder (default: the repo's weights/)")
     q.add_argument("--calib", type=int, default=1024, help="training crops used to calibrate int8")
     q.set_defaults(func=_export)
+
+    q = sub.add_parser("finetune-heads", help="refit the expression / AU-occurrence heads on stored features + labels")
+    q.add_argument("--model", default="au_r18_int8.v1", help="base student: a registered name or an .onnx path")
+    q.add_argument("--features", type=Path, required=True, help="features file written by `libreface --features`")
+    q.add_argument("--labels", type=Path, required=True, help="CSV: frame, face_id, expression[, AU01, ...] (0/1)")
+    q.add_argument("--out", type=Path, required=True, help="the fine-tuned student (.onnx)")
+    q.add_argument("--epochs", type=int, default=300, help="optimiser steps")
+    q.add_argument("--l2", type=float, default=1e-2, help="pull towards the shipped heads")
+    q.set_defaults(func=_finetune)
 
     q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
     q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")

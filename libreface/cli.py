@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="CSV file (one input) or folder (several inputs); default: <input name>.csv in the current folder")
     p.add_argument("--format", choices=["native", "openface"], default="native", help="CSV column layout")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=_models_or_empty() or None, help="student model")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"student model: one of {', '.join(_models_or_empty()) or '(none installed)'}, or an .onnx file")
     p.add_argument("--max-faces", type=int, default=1, help="most faces analysed per frame")
     p.add_argument("--every", type=int, default=1, help="analyse every N-th frame")
     p.add_argument("--fps", type=float, default=None, help="analyse at most this many frames per second of video")
@@ -209,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if len(args.inputs) > 1 and args.output is not None and args.output.suffix.lower() == ".csv":
             build_parser().error("--output must be a folder when there are several inputs")
+        if not (args.model.endswith(".onnx") and Path(args.model).is_file()) and args.model not in _models_or_empty():
+            build_parser().error(f"unknown model {args.model!r}; available: {', '.join(_models_or_empty())} or an .onnx file")
         if args.format == "openface" and args.blendshapes:
             build_parser().error("--blendshapes is only available with --format native")
         return _analyze(args)

@@ -267,7 +267,8 @@ class IdentityOptions:
     max_embeds_per_frame: int = 1
     max_faces_per_frame: int = 10
     min_face_px: float = 24.0
-    cut_threshold: float = 0.12
+    cut_threshold: float = 0.08
+    cluster_on: str = "tracklets"
 
 
 @dataclass(frozen=True)
@@ -531,14 +532,23 @@ class IdentityResolver:
         owners = [ti for ti, t in enumerate(tracks) for _ in t.vectors]
         X = (np.stack([v for t in tracks for v in t.vectors]).astype(np.float32) if owners
              else np.zeros((0, self.embedder.dim), np.float32))
-        labels = cluster_embeddings(X, o.eps, o.min_samples)
-        labels = _split_cooccurring(X, labels, owners, tracks, o.eps, o.min_samples)
-
-        # tracklet -> cluster: majority of its clustered embeddings
-        track_cluster = []
-        for ti, t in enumerate(tracks):
-            votes = Counter(int(labels[k]) for k, owner in enumerate(owners) if owner == ti and labels[k] >= 0)
-            track_cluster.append(min(votes, key=lambda c: (-votes[c], c)) if votes else -1)
+        if o.cluster_on == "faces":
+            labels = cluster_embeddings(X, o.eps, o.min_samples)
+            labels = _split_cooccurring(X, labels, owners, tracks, o.eps, o.min_samples)
+            track_cluster = []  # tracklet -> cluster: majority of its clustered embeddings
+            for ti in range(len(tracks)):
+                votes = Counter(int(labels[k]) for k, owner in enumerate(owners) if owner == ti and labels[k] >= 0)
+                track_cluster.append(min(votes, key=lambda c: (-votes[c], c)) if votes else -1)
+        else:
+            with_vec = [ti for ti, t in enumerate(tracks) if t.vectors]
+            means = np.stack([_unit(np.mean(tracks[ti].vectors, axis=0)) for ti in with_vec]) if with_vec else X[:0]
+            weights = np.array([len(tracks[ti].vectors) for ti in with_vec], np.float64)
+            labels = cluster_embeddings(means, o.eps, o.min_samples, weights)
+            labels = _split_cooccurring(means, labels, with_vec, tracks, o.eps, o.min_samples, weights)
+            track_cluster = [-1] * len(tracks)
+            for ti, c in zip(with_vec, labels.tolist()):
+                track_cluster[ti] = int(c)
+            labels = np.array([track_cluster[ti] for ti in owners], np.int64)  # per embedding, for the means below
 
         # clusters -> persons, by decreasing frames (ties: first appearance)
         frames_of: dict[int, set[int]] = {}
@@ -647,8 +657,16 @@ def _embed_many(embedder, cands: list[_Candidate]) -> list[np.ndarray | None]:
     return out
 
 
-def cluster_embeddings(X: np.ndarray, eps: float = DEFAULT_EPS, min_samples: int = 2) -> np.ndarray:
-    """DBSCAN (scikit-learn) on (N, D) unit vectors, euclidean distance; returns (N,) int labels, -1 = noise."""
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def cluster_embeddings(X: np.ndarray, eps: float = DEFAULT_EPS, min_samples: int = 2,
+                       weights: np.ndarray | None = None) -> np.ndarray:
+    """DBSCAN (scikit-learn) on (N, D) unit vectors, euclidean distance; returns (N,) int labels, -1 = noise.
+
+    `weights` (N,) count each point that many times towards `min_samples` (a tracklet mean built from 3 faces
+    weighs 3)."""
     if len(X) == 0:
         return np.zeros(0, np.int64)
     try:
@@ -656,10 +674,11 @@ def cluster_embeddings(X: np.ndarray, eps: float = DEFAULT_EPS, min_samples: int
     except ImportError as e:
         raise ImportError("identity needs the identity extra: pip install 'libreface-cpu[identity]' "
                           "(scikit-learn is missing)") from e
-    return DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean").fit_predict(X).astype(np.int64)
+    return DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean").fit_predict(X, sample_weight=weights
+                                                                                 ).astype(np.int64)
 
 
-def _split_cooccurring(X, labels, owners, tracks, eps, min_samples, rounds: int = 4):
+def _split_cooccurring(X, labels, owners, tracks, eps, min_samples, weights=None, rounds: int = 4):
     """Two faces in the same frame are two people: a cluster holding tracklets that share a frame is clustered
     again with a smaller radius (x0.85 per round, at most `rounds` times)."""
     labels = labels.copy()
@@ -673,7 +692,7 @@ def _split_cooccurring(X, labels, owners, tracks, eps, min_samples, rounds: int 
             members = sorted(set(owners[idx].tolist()))
             if not _any_cooccur([tracks[i] for i in members]):
                 continue
-            sub = cluster_embeddings(X[idx], eps, min_samples)
+            sub = cluster_embeddings(X[idx], eps, min_samples, None if weights is None else weights[idx])
             for s in sorted(set(sub.tolist())):
                 labels[idx[sub == s]] = -1 if s < 0 else next_label
                 next_label += s >= 0

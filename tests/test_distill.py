@@ -92,3 +92,27 @@ def test_a_finished_stage_is_not_trained_again(smoke, tmp_path, monkeypatch, cap
     cfg = TrainConfig(name="smoke_teacher_swin.v1", stage="teacher", arch="swin", epochs=1)
     train(cfg)
     assert "already finished" in capsys.readouterr().out
+
+
+@pytest.mark.train
+def test_finetuned_heads_learn_the_corrected_labels_without_the_video(smoke, tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from distill.finetune import finetune_heads
+    from libreface.pipeline import Analyzer, AnalyzerOptions
+
+    int8 = smoke["weights"][1]
+    example = Path(__file__).resolve().parents[1] / "examples" / "astronaut.mp4"
+    with Analyzer(AnalyzerOptions(model=int8, every=10, threads=2)) as a:
+        a.analyze_to_files(example, tmp_path / "a.csv", features_path=tmp_path / "a.parquet")
+    rows = pd.read_csv(tmp_path / "a.csv").query("success == 1")
+    labels = pd.DataFrame({"frame": rows["frame"], "face_id": rows["face_id"], "expression": "surprise", "AU12": 1})
+    labels.to_csv(tmp_path / "a.labels.csv", index=False)
+    summary = finetune_heads(int8, tmp_path / "a.parquet", tmp_path / "a.labels.csv", tmp_path / "ft.onnx")
+    assert summary["expression"]["labelled"] == len(rows)
+    with Analyzer(AnalyzerOptions(model=str(tmp_path / "ft.onnx"), every=10, threads=2)) as a:
+        after = a.analyze(example).query("success == 1")
+    assert after["surprise"].mean() > rows["surprise"].mean() + 0.3
+    assert after["AU12_probability"].mean() > rows["AU12_probability"].mean()

@@ -132,7 +132,12 @@ class StudentModel:
 
     @classmethod
     def load(cls, name: str, threads: int = 0) -> "StudentModel":
-        """Load registered model `name` after checking its sha256 against `weights/manifest.json`."""
+        """Load registered model `name` after checking its sha256 against `weights/manifest.json`.
+
+        A path to an existing `.onnx` file (e.g. heads fine-tuned by `libreface-distill finetune-heads`)
+        is loaded as it is: it is the user's own file, so only its card is checked."""
+        if name.endswith(".onnx") and Path(name).is_file():
+            return cls(Path(name), threads=threads)
         return cls(verify(name), threads=threads, name=name)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
