@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -101,7 +100,8 @@ def video_faces(embedders: dict, quick: bool):
         rgb = next(iter(src)).rgb
     with FaceFrontEnd(FrontEndOptions(max_faces=8, video=False)) as fe:
         for i, f in enumerate(fe.detect(rgb)):
-            out.append((f"photo_{i}", "multi_face.jpg", 0, {m: e.embed(rgb, f.landmarks_px) for m, e in embedders.items()}))
+            vectors = {m: e.embed(rgb, f.landmarks_px) for m, e in embedders.items()}
+            out.append((f"photo_{i}", "multi_face.jpg", 0, vectors))
     return out
 
 
@@ -222,7 +222,8 @@ def recording_interview(step: int = 1, w: int = 320, h: int = 240):
     """Putin (interviewee, longer) and Gloria Estefan alternating, both centred, hard cuts between them."""
     order = [("1878_01_002_vladimir_putin.avi", 0, 60, "putin"), ("0686_02_003_gloria_estefan.avi", 0, 40, "gloria"),
              ("1878_01_002_vladimir_putin.avi", 60, 120, "putin"), ("0686_02_003_gloria_estefan.avi", 40, 80, "gloria"),
-             ("1878_01_002_vladimir_putin.avi", 120, 182, "putin"), ("0686_02_003_gloria_estefan.avi", 80, 125, "gloria")]
+             ("1878_01_002_vladimir_putin.avi", 120, 182, "putin"),
+             ("0686_02_003_gloria_estefan.avi", 80, 125, "gloria")]
     for name, a, b, label in order:
         for rgb in _frames(name, a, b, step):
             yield _fit(rgb, w, h), (lambda face, label=label: label)

@@ -11,6 +11,9 @@ import os
 import random
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# OpenMP threads that spin while waiting collapse when another process holds a core (10x slower steps
+# on 2 shared cores); sleeping waits keep training at full speed on an idle machine and robust on a busy one.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import torch

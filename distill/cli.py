@@ -77,6 +77,18 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cards(args: argparse.Namespace) -> int:
+    from .cards import write_card
+    from .paths import WEIGHTS
+
+    for run in args.runs:
+        stem, version = run.rsplit(".", 1)
+        onnx = [f"{run}.onnx", f"{stem}_int8.{version}.onnx"]
+        for name in (run, f"{stem}_int8.{version}"):
+            print(write_card(name, run, args.report, args.out or WEIGHTS / "cards", onnx))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="libreface-distill", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -126,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--epochs", type=int, default=300, help="optimiser steps")
     q.add_argument("--l2", type=float, default=1e-2, help="pull towards the shipped heads")
     q.set_defaults(func=_finetune)
+
+    q = sub.add_parser("cards", help="write weights/cards/<model>.md from an evaluation report")
+    q.add_argument("runs", nargs="+", help="exported student runs, e.g. au_r18.v1")
+    q.add_argument("--report", type=Path, default=Path("reports/metrics.json"), help="metrics.json of `evaluate`")
+    q.add_argument("--out", type=Path, default=None, help="cards folder (default: weights/cards)")
+    q.set_defaults(func=_cards)
 
     q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
     q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")

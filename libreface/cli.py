@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .errors import LibrefaceError
 
-SUBCOMMANDS = ("info",)
+SUBCOMMANDS = ("info", "batch", "collect", "crop")
 
 
 def _models_or_empty() -> list[str]:
@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="libreface",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Per-frame facial action units, expression and head pose, on the CPU, offline. "
-        "Also: `libreface info` (versions, models, hashes).",
+        "Also: `libreface info` (versions, models, hashes), `libreface batch`, `libreface collect`, `libreface crop` "
+        "(each with its own --help).",
     )
     p.add_argument("inputs", nargs="+", help="video or image files, folders, a .txt list of paths, or a webcam index (0)")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write feature vectors: a .parquet or .npz file (one input) or a folder (several)")
     p.add_argument("--no-small-faces", action="store_true", help="skip the second detection pass for small faces")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its .partial file")
+    p.add_argument("--identity", action="store_true",
+                   help="person_id across the recording (face embeddings + DBSCAN; needs the identity extra) "
+                        "and a <output>.summary.json per recording")
+    p.add_argument("--subject", default="all", help="with --identity: keep 'main' (the person seen most), 'all', or a person_id")
     p.add_argument("--jobs", type=int, default=1, help="inputs analysed in parallel processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -84,7 +89,7 @@ def _options(args: argparse.Namespace, threads: int):
     from .pipeline import AnalyzerOptions
 
     return AnalyzerOptions(model=args.model, max_faces=args.max_faces, every=args.every, fps=args.fps, threads=threads,
-                           batch_size=args.batch_size, small_faces=not args.no_small_faces)
+                           batch_size=args.batch_size, small_faces=not args.no_small_faces, identity=args.identity)
 
 
 def _run_one(analyzer, args, src: str, csv: Path, fpath: Path | None) -> str | None:
@@ -93,6 +98,7 @@ def _run_one(analyzer, args, src: str, csv: Path, fpath: Path | None) -> str | N
         summary = analyzer.analyze_to_files(
             int(src) if str(src).isdigit() else src, csv, fmt=args.format, landmarks=args.landmarks,
             blendshapes=args.blendshapes, features_path=fpath, resume=args.resume, progress=not args.quiet,
+            subject=args.subject,
         )
     except LibrefaceError as e:
         return str(e)
@@ -207,11 +213,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "info":
             return info(argv[1:])
+        if argv and argv[0] == "batch":
+            from .batch import batch_command
+
+            return batch_command(argv[1:])
+        if argv and argv[0] == "collect":
+            from .collect import collect_command
+
+            return collect_command(argv[1:])
+        if argv and argv[0] == "crop":
+            from .crop import crop_main
+
+            return crop_main(argv[1:])
         args = build_parser().parse_args(argv)
         if len(args.inputs) > 1 and args.output is not None and args.output.suffix.lower() == ".csv":
             build_parser().error("--output must be a folder when there are several inputs")
         if not (args.model.endswith(".onnx") and Path(args.model).is_file()) and args.model not in _models_or_empty():
             build_parser().error(f"unknown model {args.model!r}; available: {', '.join(_models_or_empty())} or an .onnx file")
+        if args.subject != "all" and not args.identity:
+            build_parser().error("--subject needs --identity")
+        if args.subject not in ("all", "main") and not args.subject.isdigit():
+            build_parser().error(f"--subject must be 'main', 'all' or a person_id (0, 1, ...), got {args.subject!r}")
+        if args.identity and args.resume:
+            build_parser().error("--resume cannot be combined with --identity (identities are resolved over the whole recording)")
         if args.format == "openface" and args.blendshapes:
             build_parser().error("--blendshapes is only available with --format native")
         return _analyze(args)

@@ -6,10 +6,10 @@ per analysed frame (pipeline's landmark stage):
                                          per tracklet keep the sharpest, most frontal face of every window of
                                          `sample_every` frames; embed at most `max_embeds_per_frame` of them
 end of recording:
-  resolve() -> IdentityResult            DBSCAN over all sampled embeddings (euclidean on unit vectors);
-                                         a tracklet takes the majority cluster of its embeddings;
-                                         the cluster with the most frames is person 0 (the main subject);
-                                         a tracklet whose embeddings are all DBSCAN noise is flagged, person -1
+  resolve() -> IdentityResult            DBSCAN over the mean embeddings of reliable tracklets (euclidean on unit
+                                         vectors); faces seen together in a frame are kept apart; weak tracklets
+                                         (one face, or faces that disagree) join a cluster as border points or are
+                                         flagged (person -1); the cluster with the most frames is person 0
 ```
 
 Cost is bounded: at most `max_per_track` embeddings per tracklet, at most `max_embeds_per_frame` per frame, and
@@ -41,11 +41,15 @@ from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPS = 0.52
-"""DBSCAN radius: euclidean distance between unit-length dlib descriptors (= sqrt(2 - 2 cos)).
+DEFAULT_EPS = 0.40
+"""DBSCAN radius: euclidean distance between unit-length dlib descriptors (= sqrt(2 - 2 cos)), applied to tracklet
+means.
 
-Chosen from `bench/identity.py` on the shared videos: it lies between the 99th percentile of same-person distances
-of one recording and the distance at FPR = 0.1% of different-person pairs (see the README's identity section)."""
+Measured by `bench/identity.py` on the shared videos (540 faces, 13 people): single faces of two different people
+are closer than 0.39 in 0.1 % of pairs, while 95 % of same-person pairs are (median 0.26). Tracklet means are
+steadier than single faces: on multi_face.avi the three men's means are 0.47-0.53 apart and a man's good tracklets
+lie within 0.29 of each other; any eps from 0.38 to 0.50 gives the same persons there. 0.40 is the FPR = 0.1 % point
+of single faces, rounded up."""
 
 DLIB5_TEMPLATE_UNIT = np.array(
     [
@@ -92,7 +96,7 @@ class FaceEmbedder(Protocol):
     dim: int
 
     def embed(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB image and its face's (478, 2 or 3) MediaPipe landmarks in pixels -> (D,) float32, norm 1."""
+        """(H, W, 3) uint8 RGB and its face's (478, 2 or 3) MediaPipe landmarks in pixels -> (D,) float32, norm 1."""
         ...
 
 
@@ -155,7 +159,9 @@ class DlibEmbedder:
         self._net = dlib.face_recognition_model_v1(_verified(folder, "dlib_face_recognition_resnet_model_v1.dat"))
         self._sp = (dlib.shape_predictor(_verified(folder, "shape_predictor_5_face_landmarks.dat"))
                     if landmarks == "dlib5" else None)
-        self._dst = (DLIB5_TEMPLATE_UNIT + self.padding) / (1 + 2 * self.padding) * self.chip_px
+        # dlib's chip coordinates are half a pixel off OpenCV's (checked: this matches dlib.get_face_chip to 1.6 grey
+        # levels on average, against 4.5 without the shift)
+        self._dst = (DLIB5_TEMPLATE_UNIT + self.padding) / (1 + 2 * self.padding) * self.chip_px - 0.5
 
     def five_points(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
         """(5, 2) float64 chip points in `rgb` pixels, in `DLIB5_TEMPLATE_UNIT` order."""
@@ -248,8 +254,8 @@ class IdentityOptions:
 
     Attributes:
         eps: DBSCAN radius, euclidean distance between unit vectors (0..2); see `DEFAULT_EPS`.
-        min_samples: DBSCAN core-point count (embeddings, the point itself included). With 2, a person needs two
-            sampled faces to form a cluster; a lone face unlike everyone else is noise, so flagged.
+        min_samples: DBSCAN core weight: each tracklet mean weighs its number of embeddings, so with 2 any
+            reliable tracklet (two agreeing faces or more) can be a person on its own; see `cluster_tracklets`.
         sample_every: window, in analysed frames of one tracklet; the best face of each window is embedded.
         max_per_track: most embeddings per tracklet (a tracklet is a track id within one shot).
         max_embeds_per_frame: most embeddings computed during one `observe` call (the rest wait for the next ones,
@@ -257,7 +263,9 @@ class IdentityOptions:
         max_faces_per_frame: candidate cap: only the largest faces of a frame are considered for embedding.
         min_face_px: faces whose landmark box is smaller (larger side, pixels) are never embedded.
         cut_threshold: mean absolute difference (0..1) between the 32 x 32 grey thumbnails of two consecutive analysed
-            frames above which a shot cut is declared and every track is split there.
+            frames above which a shot cut is declared and every track is split there. Measured on the shared
+            videos: at most 0.045 within a shot (hand-held TV clips), 0.35 median between two different clips. A
+            false cut only splits tracklets, which clustering joins again; a missed cut can join two people.
     """
 
     eps: float = DEFAULT_EPS
@@ -268,7 +276,6 @@ class IdentityOptions:
     max_faces_per_frame: int = 10
     min_face_px: float = 24.0
     cut_threshold: float = 0.08
-    cluster_on: str = "tracklets"
 
 
 @dataclass(frozen=True)
@@ -513,7 +520,7 @@ class IdentityResolver:
         if not batch:
             return
         vecs = _embed_many(self.embedder, [c for _, c in batch])
-        for (t, c), v in zip(batch, vecs):
+        for (t, _), v in zip(batch, vecs):
             if v is not None:
                 t.vectors.append(v)
         self.embeddings_computed += len(batch)
@@ -529,26 +536,12 @@ class IdentityResolver:
         self._embed_queued(None)
         o = self.options
         tracks = list(self._tracks.values())
-        owners = [ti for ti, t in enumerate(tracks) for _ in t.vectors]
-        X = (np.stack([v for t in tracks for v in t.vectors]).astype(np.float32) if owners
-             else np.zeros((0, self.embedder.dim), np.float32))
-        if o.cluster_on == "faces":
-            labels = cluster_embeddings(X, o.eps, o.min_samples)
-            labels = _split_cooccurring(X, labels, owners, tracks, o.eps, o.min_samples)
-            track_cluster = []  # tracklet -> cluster: majority of its clustered embeddings
-            for ti in range(len(tracks)):
-                votes = Counter(int(labels[k]) for k, owner in enumerate(owners) if owner == ti and labels[k] >= 0)
-                track_cluster.append(min(votes, key=lambda c: (-votes[c], c)) if votes else -1)
-        else:
-            with_vec = [ti for ti, t in enumerate(tracks) if t.vectors]
-            means = np.stack([_unit(np.mean(tracks[ti].vectors, axis=0)) for ti in with_vec]) if with_vec else X[:0]
-            weights = np.array([len(tracks[ti].vectors) for ti in with_vec], np.float64)
-            labels = cluster_embeddings(means, o.eps, o.min_samples, weights)
-            labels = _split_cooccurring(means, labels, with_vec, tracks, o.eps, o.min_samples, weights)
-            track_cluster = [-1] * len(tracks)
-            for ti, c in zip(with_vec, labels.tolist()):
-                track_cluster[ti] = int(c)
-            labels = np.array([track_cluster[ti] for ti in owners], np.int64)  # per embedding, for the means below
+        with_vec = [ti for ti, t in enumerate(tracks) if t.vectors]
+        labels = cluster_tracklets([np.asarray(tracks[ti].vectors) for ti in with_vec],
+                                   [tracks[ti].frames for ti in with_vec], o.eps, o.min_samples)
+        track_cluster = [-1] * len(tracks)
+        for ti, c in zip(with_vec, labels.tolist()):
+            track_cluster[ti] = int(c)
 
         # clusters -> persons, by decreasing frames (ties: first appearance)
         frames_of: dict[int, set[int]] = {}
@@ -561,9 +554,7 @@ class IdentityResolver:
         persons = []
         for c in order:
             members = [t for t, tc in zip(tracks, track_cluster) if tc == c]
-            vecs = X[[k for k, owner in enumerate(owners) if labels[k] == c and track_cluster[owner] == c]]
-            mean = vecs.mean(0) if len(vecs) else np.zeros(X.shape[1], np.float32)
-            mean = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+            mean = _unit(np.concatenate([np.asarray(t.vectors) for t in members if t.vectors]).mean(0))
             fr = frames_of[c]
             persons.append(Person(
                 person_id=person_of_cluster[c], n_frames=len(fr),
@@ -665,8 +656,7 @@ def cluster_embeddings(X: np.ndarray, eps: float = DEFAULT_EPS, min_samples: int
                        weights: np.ndarray | None = None) -> np.ndarray:
     """DBSCAN (scikit-learn) on (N, D) unit vectors, euclidean distance; returns (N,) int labels, -1 = noise.
 
-    `weights` (N,) count each point that many times towards `min_samples` (a tracklet mean built from 3 faces
-    weighs 3)."""
+    `weights` (N,) count each point that many times towards `min_samples`."""
     if len(X) == 0:
         return np.zeros(0, np.int64)
     try:
@@ -678,19 +668,68 @@ def cluster_embeddings(X: np.ndarray, eps: float = DEFAULT_EPS, min_samples: int
                                                                                  ).astype(np.int64)
 
 
-def _split_cooccurring(X, labels, owners, tracks, eps, min_samples, weights=None, rounds: int = 4):
-    """Two faces in the same frame are two people: a cluster holding tracklets that share a frame is clustered
+def cluster_tracklets(vectors: Sequence[np.ndarray], frames: Sequence[Sequence[int]], eps: float = DEFAULT_EPS,
+                      min_samples: int = 2, margin: float = 0.05) -> np.ndarray:
+    """Group tracklets into persons. Pure function of the embeddings: no model, no image.
+
+    Args:
+        vectors: per tracklet, a (n_i, D) array of its unit embeddings (n_i >= 1).
+        frames: per tracklet, the frame indices it appears in (two tracklets sharing a frame are two people).
+        eps: DBSCAN radius on tracklet means (euclidean, unit vectors).
+        min_samples: DBSCAN core weight; each mean weighs its number of embeddings.
+        margin: a weak tracklet joins its nearest cluster only if the next one is at least this much farther.
+
+    Returns:
+        (T,) int labels, -1 for tracklets that fit no cluster.
+
+    1. A tracklet is *reliable* when it has at least two embeddings and all of them lie within `eps` of its mean.
+       DBSCAN runs on the means of the reliable tracklets, each weighted by its number of embeddings.
+    2. A cluster holding two tracklets that share a frame is clustered again with eps x 0.85 (up to 4 times).
+    3. Weak tracklets (one embedding, or faces that disagree: blur, false detections) never link clusters: each is a
+       DBSCAN border point of its nearest cluster (distance to the nearest member mean <= eps, not sharing a frame
+       with it, and `margin` closer than any other cluster), or noise (-1).
+    """
+    T = len(vectors)
+    labels = np.full(T, -1, np.int64)
+    if T == 0:
+        return labels
+    means = np.stack([_unit(np.asarray(v, np.float32).mean(0)) for v in vectors])
+    counts = np.array([len(v) for v in vectors], np.float64)
+    spread = np.array([float(np.linalg.norm(np.asarray(v) - m, axis=1).max()) for v, m in zip(vectors, means)])
+    reliable = np.flatnonzero((counts >= 2) & (spread <= eps))
+    frame_sets = [set(f) for f in frames]
+    if len(reliable):
+        sub = cluster_embeddings(means[reliable], eps, min_samples, counts[reliable])
+        sub = _split_cooccurring(means[reliable], sub, [frame_sets[i] for i in reliable], eps, min_samples,
+                                 counts[reliable])
+        labels[reliable] = sub
+    core = np.flatnonzero(labels >= 0)
+    for i in np.setdiff1d(np.arange(T), reliable):
+        best: dict[int, float] = {}
+        for j in core:
+            c = int(labels[j])
+            d = float(np.linalg.norm(means[i] - means[j]))
+            best[c] = min(best.get(c, np.inf), d)
+        clusters = sorted(best, key=best.get)
+        clusters = [c for c in clusters
+                    if not any(frame_sets[i] & frame_sets[j] for j in core if labels[j] == c)]
+        if clusters and best[clusters[0]] <= eps and (len(clusters) == 1 or
+                                                       best[clusters[1]] - best[clusters[0]] >= margin):
+            labels[i] = clusters[0]
+    return labels
+
+
+def _split_cooccurring(X, labels, frame_sets, eps, min_samples, weights=None, rounds: int = 4):
+    """Two faces in the same frame are two people: a cluster holding points whose frames overlap is clustered
     again with a smaller radius (x0.85 per round, at most `rounds` times)."""
     labels = labels.copy()
-    owners = np.asarray(owners, np.int64)
     next_label = int(labels.max()) + 1 if len(labels) else 0
     for _ in range(rounds):
         changed = False
         eps *= 0.85
         for c in sorted(set(labels.tolist()) - {-1}):
             idx = np.flatnonzero(labels == c)
-            members = sorted(set(owners[idx].tolist()))
-            if not _any_cooccur([tracks[i] for i in members]):
+            if not _any_overlap([frame_sets[i] for i in idx]):
                 continue
             sub = cluster_embeddings(X[idx], eps, min_samples, None if weights is None else weights[idx])
             for s in sorted(set(sub.tolist())):
@@ -702,10 +741,9 @@ def _split_cooccurring(X, labels, owners, tracks, eps, min_samples, weights=None
     return labels
 
 
-def _any_cooccur(members: list[_TrackState]) -> bool:
+def _any_overlap(sets: list[set[int]]) -> bool:
     seen: set[int] = set()
-    for t in members:
-        fr = set(t.frames)
+    for fr in sets:
         if seen & fr:
             return True
         seen |= fr
@@ -805,7 +843,8 @@ def select_subject(df, subject: str | int = "main"):
     pid = df["person_id"].astype("Int64")
     if subject != "main" and not (pid == target).any():
         known = sorted(int(p) for p in pid.dropna().unique() if p >= 0)
-        raise ValueError(f"person_id {target} is not in this recording; persons: {', '.join(map(str, known)) or 'none'}")
+        persons = ", ".join(map(str, known)) or "none"
+        raise ValueError(f"person_id {target} is not in this recording; persons: {persons}")
     return df[(pid == target).fillna(False).to_numpy()]
 
 

@@ -337,6 +337,8 @@ class FaceFrontEnd:
                     seeds.append(_SmallTrack(box, score))
             refined: list[FaceLandmarks] = []
             for seed in _nms([(t.box_px, t.score) for t in seeds], 0.3):
+                if len(big) + len(refined) >= o.max_faces:  # the cap bounds the cost, not the crowd
+                    break
                 if any(box_iou(seed[0], f.box_px) > 0.3 for f in big + refined):
                     continue
                 if max(seed[0][2] - seed[0][0], seed[0][3] - seed[0][1]) >= o.small_face_px * 1.5:
@@ -349,8 +351,10 @@ class FaceFrontEnd:
         self._n += 1
 
         scored = [_with_confidence(f, c) for f, c in zip(faces, self._confidences(rgb, faces))]
-        scored.sort(key=lambda f: f.box_px[0])
-        return scored[: o.max_faces]
+        scored.sort(key=lambda f: -f.confidence)  # keep the most confident faces...
+        kept = scored[: o.max_faces]
+        kept.sort(key=lambda f: f.box_px[0])  # ...reported left to right
+        return kept
 
     def _confidences(self, rgb: np.ndarray, faces: list[FaceLandmarks]) -> list[float]:
         """Detector score of each face. The detector runs on the full frame only when a face matches no

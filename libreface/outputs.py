@@ -687,8 +687,16 @@ class CsvSink:
         self._size += len(data)
         self._last_flush = time.monotonic()
 
-    def close(self) -> None:
-        """Flush, then rename `<path>.partial` to `path`. Idempotent."""
+    def close(self, person_of=None, subject: int | None = None) -> None:
+        """Flush, then rename `<path>.partial` to `path`. Idempotent.
+
+        Args:
+            person_of: optional `(frame, face_id) -> person_id` (0-based frame; `libreface.identity`
+                resolves identities only at the end of a recording): the `.partial` is rewritten with it,
+                streaming, before the rename.
+            subject: with `person_of`, keep only this person's rows; a frame left without a row gets a
+                faceless `success=0` row, so every analysed frame still has one.
+        """
         if self._file is None:
             return
         try:
@@ -696,7 +704,61 @@ class CsvSink:
         finally:
             self._file.close()
             self._file = None
+        if person_of is not None:
+            self._rewrite_persons(person_of, subject)
         _commit(self.partial_path, self.path)
+
+    def _rewrite_persons(self, person_of, subject: int | None) -> None:
+        cols = self.columns
+        i_frame, i_face = cols.index("frame"), cols.index("face_id")
+        i_person = cols.index("person_id") if "person_id" in cols else None
+        i_success = cols.index("success")
+        keep_always = {i_frame, cols.index("timestamp")}
+        first = 1 if self.fmt == "openface" else 0
+        no_face_id = "0" if self.fmt == "openface" else "-1"
+        sep = self._sep
+        tmp = self.partial_path.with_name(self.partial_path.name + ".rewrite")
+
+        def faceless(fields: list[str]) -> str:
+            out = [f if i in keep_always else "" for i, f in enumerate(fields)]
+            out[i_face], out[i_success] = no_face_id, "0"
+            return sep.join(out)
+
+        try:
+            with open(self.partial_path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+                dst.write(src.readline())
+                frame_rows: list[str] = []
+                dropped: list[str] | None = None
+                current = None
+
+                def emit() -> None:
+                    if frame_rows:
+                        dst.write("\n".join(frame_rows) + "\n")
+                    elif dropped is not None:
+                        dst.write(faceless(dropped) + "\n")
+
+                for line in src:
+                    fields = line.rstrip("\n").split(sep)
+                    frame = int(fields[i_frame]) - first
+                    if frame != current:
+                        emit()
+                        frame_rows, dropped, current = [], None, frame
+                    face_id = int(fields[i_face]) if fields[i_face] else -1
+                    has_face = face_id >= 0 if self.fmt == "native" else fields[i_success].strip() == "1"
+                    if has_face:
+                        pid = int(person_of(frame, face_id))
+                        if i_person is not None:
+                            fields[i_person] = str(pid)
+                        if subject is not None and pid != subject:
+                            dropped = fields
+                            continue
+                    frame_rows.append(sep.join(fields))
+                emit()
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.partial_path)
+        except OSError as e:
+            raise OutputError(f"{self.partial_path}: cannot rewrite with person ids ({e.strerror or e})") from None
 
     def abort(self) -> None:
         """Flush what can be flushed and leave `<path>.partial` in place (no rename). Idempotent."""

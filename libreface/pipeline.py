@@ -45,6 +45,9 @@ class AnalyzerOptions:
         threads: ONNX Runtime intra-op threads; 0 = all cores.
         batch_size: most frames whose faces are batched into one model call.
         queue_size: frames buffered between two stages.
+        identity: resolve a `person_id` per person across the whole recording (face embeddings clustered at
+            the end; needs the `identity` extra). Results are yielded with `person_id=-1`; `analyze` and
+            `analyze_to_files` fill it in, and `last_identity` holds the `IdentityResult`.
     """
 
     model: str = DEFAULT_MODEL
@@ -56,6 +59,7 @@ class AnalyzerOptions:
     threads: int = 0
     batch_size: int = 16
     queue_size: int = 16
+    identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Analyzer:
         self.labels = OutputLabels(c.au_intensity, c.au_occurrence, c.occurrence_threshold, c.expressions, c.feature_dim, self.model.name)
         self.last_error: str | None = None
         self.last_info = None
+        self.last_identity = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -155,9 +160,15 @@ class Analyzer:
             small_faces=self.options.small_faces,
         )
         front_end = FaceFrontEnd(fe_options)
+        self.last_identity = None
+        resolver = None
+        if self.options.identity:
+            from .identity import IdentityResolver
+
+            resolver = IdentityResolver()
         threads = [
             threading.Thread(target=self._decode, args=(src, start_frame, q_frames, stop), name="libreface-decode", daemon=True),
-            threading.Thread(target=self._landmark, args=(front_end, q_frames, q_faces, stop), name="libreface-landmarks", daemon=True),
+            threading.Thread(target=self._landmark, args=(front_end, resolver, q_frames, q_faces, stop), name="libreface-landmarks", daemon=True),
             threading.Thread(target=self._infer, args=(q_faces, q_out, stop), name="libreface-models", daemon=True),
         ]
         for t in threads:
@@ -166,6 +177,8 @@ class Analyzer:
             while True:
                 item = q_out.get()
                 if item is _END:
+                    if resolver is not None:
+                        self.last_identity = resolver.resolve()
                     break
                 if isinstance(item, BaseException):
                     raise item
@@ -184,7 +197,11 @@ class Analyzer:
         """Analyse a whole source into a pandas DataFrame (one row per analysed frame and face)."""
         from .outputs import to_dataframe
 
-        return to_dataframe(self.process(source), self.labels, landmarks=landmarks, blendshapes=blendshapes, fmt=fmt)
+        df = to_dataframe(self.process(source), self.labels, landmarks=landmarks, blendshapes=blendshapes, fmt=fmt)
+        if self.last_identity is not None and "person_id" in df.columns:
+            faces = df["face_id"] >= 0
+            df.loc[faces, "person_id"] = self.last_identity.person_ids(df.loc[faces, "frame"], df.loc[faces, "face_id"])
+        return df
 
     def analyze_to_files(
         self,
@@ -198,13 +215,21 @@ class Analyzer:
         resume: bool = False,
         progress: bool = False,
         on_result=None,
+        subject: str | int = "all",
     ) -> "RunSummary":
         """Analyse a source straight into a crash-safe CSV (and optionally a features file).
 
         Rows stream into `<csv_path>.partial` and the file is renamed to `csv_path` only when the
         whole source is done; on Ctrl-C or an error the `.partial` stays valid and `resume=True`
         continues it. `on_result(FrameResult)` is called for every frame (the GUI's live view).
+
+        With `options.identity`, the `person_id` column is filled in once the recording's identities are
+        resolved (the `.partial` is rewritten before the rename), `subject` ("main", "all" or a person_id)
+        keeps one person's rows, and `<csv stem>.summary.json` gets the per-person summary (native format).
+        Features files are keyed by (frame, face_id); their `person_id` is the CSV's to join on.
         """
+        if resume and self.options.identity:
+            raise ValueError("resume cannot be combined with identity (identities are resolved over the whole recording)")
         import time
 
         from .outputs import CsvSink, FeatureSink
@@ -216,12 +241,12 @@ class Analyzer:
         source = source if isinstance(source, Source) else open_source(source)  # bad input fails before any file is made
         try:
             return self._analyze_to_files(source, name, csv_path, fmt, landmarks, blendshapes, features_path, resume,
-                                          progress, on_result, t0)
+                                          progress, on_result, t0, subject)
         finally:
             source.close()
 
     def _analyze_to_files(self, source, name, csv_path, fmt, landmarks, blendshapes, features_path, resume, progress,
-                          on_result, t0) -> "RunSummary":
+                          on_result, t0, subject) -> "RunSummary":
         import time
 
         from .outputs import CsvSink, FeatureSink
@@ -259,9 +284,41 @@ class Analyzer:
                 raise
             if fsink:
                 fsink.close()
+            if self.last_identity is not None:
+                sink.close(person_of=self.last_identity.person_of, subject=self._subject_id(subject, csv_path))
+        if self.last_identity is not None and fmt == "native":
+            self._write_summary(Path(csv_path))
         seconds = time.perf_counter() - t0
         return RunSummary(source.info.path, str(csv_path), frames, faces, seconds, frames / seconds if seconds > 0 else 0.0,
                           self.last_error, start)
+
+    def _subject_id(self, subject: str | int, csv_path) -> int | None:
+        if subject == "all":
+            return None
+        target = 0 if subject == "main" else int(subject)
+        persons = [p.person_id for p in self.last_identity.persons]
+        if subject != "main" and persons and target not in persons:
+            import logging
+
+            logging.getLogger("libreface").warning(
+                "%s: person_id %d is not in this recording (persons: %s); all persons are kept",
+                csv_path, target, ", ".join(map(str, persons)))
+            return None
+        return target
+
+    def _write_summary(self, csv_path: Path) -> None:
+        import json
+
+        import pandas as pd
+
+        from .identity import summarize
+
+        summary = summarize(pd.read_csv(csv_path), self.labels.expressions)
+        summary["identity"] = self.last_identity.to_dict()
+        out = csv_path.with_suffix(".summary.json")
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_text(json.dumps(summary, indent=1, default=float))
+        tmp.replace(out)
 
     # -- stages ----------------------------------------------------------------------------------
     def _keep(self, index: int, timestamp_s: float, state: dict) -> bool:
@@ -289,17 +346,19 @@ class Analyzer:
         except BaseException as e:  # forwarded to the caller
             _put(q_out, e, stop)
 
-    def _landmark(self, front_end: FaceFrontEnd, q_in: queue.Queue, q_out: queue.Queue, stop: threading.Event) -> None:
+    def _landmark(self, front_end: FaceFrontEnd, resolver, q_in: queue.Queue, q_out: queue.Queue, stop: threading.Event) -> None:
         size = self.model.card.input_size
         tracker = IouTracker()
         try:
             while not stop.is_set():
-                frame = q_in.get()
+                frame = _get(q_in, stop)
                 if frame is _END or isinstance(frame, BaseException):
                     _put(q_out, frame, stop)
                     return
                 faces = front_end.detect(frame.rgb, timestamp_ms=int(round(frame.timestamp_s * 1000)))
                 ids = tracker.update([f.box_px for f in faces])
+                if resolver is not None:
+                    resolver.observe(frame.index, frame.rgb, faces, ids, frame.timestamp_s)
                 crops = []
                 for f in faces:
                     aligned = align_face(frame.rgb, f.landmarks_px, size)
@@ -312,7 +371,7 @@ class Analyzer:
         try:
             done = False
             while not done and not stop.is_set():
-                batch = [q_in.get()]
+                batch = [_get(q_in, stop)]
                 while len(batch) < self.options.batch_size and batch[-1] is not _END and not isinstance(batch[-1], BaseException):
                     try:
                         batch.append(q_in.get_nowait())
@@ -366,6 +425,16 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
             return
         except queue.Full:
             continue
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    """Next item, or `_END` once `stop` is set (so no stage waits forever on a stage that quit)."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _END
 
 
 def _drain(q: queue.Queue) -> None:

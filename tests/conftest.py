@@ -253,3 +253,88 @@ def two_face_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("faces") / "two_faces.png"
     Image.fromarray(both).save(path)
     return path
+
+
+# --- gui fixtures ---
+# For tests/test_gui.py: Qt runs offscreen unless a test asks for a real display; QSettings go to a temp folder.
+
+import os as _os
+
+_os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "xvfb: opens a real window under Xvfb (skipped when Xvfb is not installed)")
+
+
+@pytest.fixture(scope="session")
+def gui_model() -> str:
+    """Name of the default model, once its weights verify; skips (saying where it looked) otherwise.
+
+    The weights folder is the registry's: `$LIBREFACE_WEIGHTS` when set, else the repo's `weights/`.
+    """
+    from libreface.errors import LibrefaceError
+    from libreface.models.registry import DEFAULT_MODEL, verify, weights_dir
+
+    try:
+        verify(DEFAULT_MODEL)
+    except (LibrefaceError, ValueError) as e:
+        pytest.skip(f"default model {DEFAULT_MODEL!r} not available in {weights_dir()} ({e}); "
+                    "set LIBREFACE_WEIGHTS to a folder that has it")
+    return DEFAULT_MODEL
+
+
+@pytest.fixture
+def gui_settings(tmp_path: Path) -> Path:
+    """Point every QSettings of the app (INI, user scope) at a fresh temporary folder."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path / "qsettings"
+    folder.mkdir()
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder
+
+
+# --- identity fixtures ---
+# Public-domain faces that ship inside installed packages (nothing is downloaded), and the dlib embedder.
+
+
+@pytest.fixture(scope="session")
+def dlib_embedder():
+    """`libreface.identity.DlibEmbedder`; the test is skipped when the identity extra is not installed."""
+    pytest.importorskip("dlib", reason="needs the identity extra: pip install 'libreface-cpu[identity]'")
+    from libreface.identity import DlibEmbedder
+
+    try:
+        return DlibEmbedder()
+    except ImportError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def pd_faces() -> SimpleNamespace:
+    """(H, W, 3) uint8 RGB public-domain faces: `astronaut` (Eileen Collins, NASA, skimage) and, when matplotlib is
+    installed, `hopper` (Grace Hopper, US Navy, matplotlib's sample data; else None)."""
+    from skimage import data
+
+    hopper = None
+    try:
+        import matplotlib
+        from PIL import Image
+
+        path = Path(matplotlib.__file__).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if path.is_file():
+            hopper = np.asarray(Image.open(path).convert("RGB"))
+    except ImportError:
+        pass
+    return SimpleNamespace(astronaut=data.astronaut(), hopper=hopper)
+
+
+@pytest.fixture(scope="session")
+def image_front_end():
+    """One MediaPipe front end in IMAGE mode (up to 4 faces) shared by the identity and crop tests."""
+    from libreface.landmarks import FaceFrontEnd, FrontEndOptions
+
+    fe = FaceFrontEnd(FrontEndOptions(max_faces=4, video=False))
+    yield fe
+    fe.close()

@@ -1,0 +1,95 @@
+"""Model cards: one Markdown file per shipped model in `weights/cards/`, written from the evaluation report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .evaluate import _fmt
+from .labels import AU_BLENDSHAPES, AU_NAMES
+from .train import load_run, run_dir
+
+COMMANDS = """```
+pip install torch==2.13.0 && pip install -e '.[train]' -c constraints.txt
+bash distill/train_all.sh ../shared/data            # prepare, MAE pretraining, teachers, students
+python -m distill export {run} --name {name}
+python -m distill evaluate --runs {runs} --onnx {onnx} --out reports/
+```"""
+
+
+def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files: list[str]) -> Path:
+    """Write `<out_dir>/<name>.md` for the exported model `name` (fp32 and its int8 twin) trained by `run`."""
+    report = json.loads(Path(report_json).read_text())
+    _, cfg = load_run(run)
+    hist = [json.loads(line) for line in (run_dir(run) / "history.jsonl").read_text().splitlines()]
+    teachers_wall = {t: json.loads((run_dir(t) / "done.json").read_text())["wall_seconds"]
+                     for t in cfg.teachers if (run_dir(t) / "done.json").exists()}
+    rows = {r["model"]: r for r in report["rows"]}
+    lines = [
+        f"# {name}", "",
+        f"ResNet student (`{cfg.arch}`, timm architecture, randomly initialised) trained by libreface's own code, "
+        "run with ONNX Runtime by the `libreface` analyzer. Input: 64x64 grey aligned face crops (`libreface.align`, "
+        "the same function at training and inference). Outputs: AU intensity 0-5 and occurrence probability for "
+        f"{', '.join(AU_NAMES)}; 8 expression probabilities (FER+ classes); a {report.get('feature_dim', 512)}-d feature vector.",
+        "",
+        "## Training",
+        "",
+        f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (ablation)'}; loss weights {cfg.weights}.",
+        f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}; "
+        f"wall time {sum(h['seconds'] for h in hist) / 60:.0f} min on 2 CPU cores"
+        + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + ".",
+        "- Data: FER+ `FER2013Train` (28,385 faces with 10-annotator votes; majority unknown / not-a-face dropped) and CK+ "
+        "subjects whose number is not divisible by 5 (from the CK+48 training-subject subset), every image landmarked "
+        "and aligned by the runtime's own MediaPipe front-end; faces the landmarker missed (6 %) are aligned with the "
+        "mean face layout and get no AU label.",
+        "- Expression labels: FER+ vote distributions (soft targets); CK+ emotion labels (no neutral in CK+).",
+        "- AU intensity labels: **not human**. MediaPipe blendshapes mapped to FACS AUs and calibrated to 0-5 "
+        "(`distill/labels.py`): neutral-face median -> 0, CK+ F1-optimal presence threshold -> 1, 99.5th percentile -> 5.",
+        "- AU occurrence labels: human CK+ FACS codes (training subjects) plus the calibrated blendshape signal (intensity >= 1) "
+        "at weight 0.3 elsewhere.",
+        "",
+        "AU -> blendshapes used for the teacher signal:", "",
+        "| AU | blendshapes |", "|---|---|",
+        *[f"| {n} | {', '.join(AU_BLENDSHAPES[int(n[2:])])} |" for n in AU_NAMES],
+        "",
+        "## Evaluation (`distill evaluate`)", "",
+        "| model | FER+ test acc % | FER+ macro-F1 % | CK+ acc % | AU mean AUC % | AU mean F1 % | ms/face (b1, b16) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for key in ["blendshape baseline", *cfg.teachers, run, *onnx_files]:
+        r = rows.get(key)
+        if r:
+            speed = f"{r.get('ms_per_face_batch1', '–')}, {r.get('ms_per_face_batch16', '–')}" if r["kind"] == "onnx" else "–"
+            lines.append(f"| {key} | {_fmt(r['fer_accuracy'])} | {_fmt(r['fer_macro_f1'])} | {_fmt(r['ck_accuracy'])} | "
+                         f"{_fmt(r['au_mean_auc'])} | {_fmt(r['au_mean_f1'])} | {speed} |")
+    n = report["n"]
+    lines += [
+        "",
+        f"What each number is measured against: FER+ test = `FER2013Test`, {n['fer_test']} faces, majority vote of 10 "
+        f"annotators. CK+ = {n['ck_test']} images of {n['ck_test_subjects']} CK+ subjects never used in training (numbers "
+        "divisible by 5 within the local training-subject subset), emotion labels and human FACS AU codes; AU AUC/F1 "
+        "compare the occurrence probability with those codes (F1 at 0.5). Intensities have no human reference here: they "
+        "follow the calibrated blendshape signal. Speed: ONNX Runtime, 2 threads, median per face.",
+        "",
+        "## Commands", "",
+        COMMANDS.format(run=run, name=name, runs=" ".join([*cfg.teachers, run]), onnx=" ".join(f"weights/{o}" for o in onnx_files)),
+        "",
+        "## Terms of use",
+        "",
+        "The weights are released under Apache-2.0 with libreface. They were trained on FER2013 images (collected from "
+        "the web for the ICML 2013 challenge; no explicit licence, usually read as research-only) with Microsoft's FER+ "
+        "labels (MIT), and on CK+ (research-only agreement): no image of either is contained in or recoverable from this "
+        "repository. Check whether your use of a model trained on these datasets fits your institution's rules.",
+        "",
+        "## Known limits",
+        "",
+        "- Trained on 48x48 grey web and posed-lab faces: expect lower accuracy on profile views, strong occlusion, "
+        "children, and lighting unlike FER2013's; colour is discarded.",
+        "- AU intensities imitate MediaPipe's blendshapes, not human FACS intensity coders; AU6 and AU9 rely on proxies "
+        "(see the table), AU26 and AU15 have few CK+ positives.",
+        "- Short training on 2 CPU cores: see the README for how far the targets are and what would close the gap.",
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
