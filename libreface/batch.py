@@ -141,14 +141,7 @@ class BatchSettings:
     def __post_init__(self) -> None:
         if self.fmt not in ("native", "openface"):
             raise ValueError(f"fmt must be 'native' or 'openface', got {self.fmt!r}")
-        if self.every < 1:
-            raise ValueError(f"every must be >= 1, got {self.every}")
-        if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
-        if self.max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        self.analyzer_options(self.threads)  # the analyzer's own checks of the shared fields
         if self.fmt == "openface" and self.blendshapes:
             raise ValueError("blendshapes are only available with fmt='native'")
 

@@ -61,6 +61,16 @@ class AnalyzerOptions:
     queue_size: int = 16
     identity: bool = False
 
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -108,12 +118,6 @@ class Analyzer:
             options = AnalyzerOptions(**kwargs)
         elif kwargs:
             raise TypeError("pass either an AnalyzerOptions or keyword options, not both")
-        if options.every < 1:
-            raise ValueError(f"every must be >= 1, got {options.every}")
-        if options.fps is not None and options.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {options.fps}")
-        if options.max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {options.max_faces}")
         self.options = options
         self.model = StudentModel.load(options.model, threads=options.threads)
         c = self.model.card
