@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# After distill/train_all.sh: export the students, evaluate everything, write the model cards.
+# After distill/train_all.sh: export the finished students, evaluate every finished run, write the model cards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
-students=()
+runs_dir=${LIBREFACE_CACHE:-$HOME/.cache/libreface}/runs
+done_() { [ -f "$runs_dir/$1/done.json" ]; }
+students=() onnx=() runs=()
 for run in au_r18.v1 au_r10t.v1; do
-  [ -f "${LIBREFACE_CACHE:-$HOME/.cache/libreface}/runs/$run/done.json" ] && students+=("$run")
-done
-onnx=()
-for run in "${students[@]}"; do
+  done_ "$run" || continue
+  students+=("$run")
   python -m distill export "$run"
-  stem=${run%.*}; ver=${run##*.}
-  onnx+=("weights/$run.onnx" "weights/${stem}_int8.$ver.onnx")
+  onnx+=("weights/$run.onnx" "weights/${run%.*}_int8.${run##*.}.onnx")
 done
-runs=(teacher_swin.v1 teacher_mae.v1 "${students[@]}")
-[ -f "${LIBREFACE_CACHE:-$HOME/.cache/libreface}/runs/au_r18_nokd.v1/done.json" ] && runs+=(au_r18_nokd.v1)
+for run in teacher_swin.v1 teacher_mae.v1 "${students[@]}" au_r18_nokd.v1; do
+  done_ "$run" && runs+=("$run")
+done
 python -m distill evaluate --runs "${runs[@]}" --onnx "${onnx[@]}" --out reports
 python -m distill cards "${students[@]}" --report reports/metrics.json

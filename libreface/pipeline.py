@@ -263,23 +263,28 @@ class Analyzer:
             try:
                 bar = None
                 results = self.process(source, start_frame=start)
-                for result in results:
-                    if bar is None and progress:
-                        from tqdm import tqdm
+                try:
+                    for result in results:
+                        if bar is None and progress:
+                            from tqdm import tqdm
 
-                        hint = self.last_info.n_frames_hint if self.last_info else None
-                        total = -(-hint // self.options.every) if hint and self.options.fps is None else None
-                        bar = tqdm(total=total, initial=0, unit="frame", desc=name, leave=False,
-                                   dynamic_ncols=True, mininterval=0.5)
-                    sink.append(result)
-                    if fsink:
-                        fsink.append(result)
-                    frames += 1
-                    faces += len(result.faces)
-                    if bar is not None:
-                        bar.update(1)
-                    if on_result is not None:
-                        on_result(result)
+                            hint = self.last_info.n_frames_hint if self.last_info else None
+                            total = -(-hint // self.options.every) if hint and self.options.fps is None else None
+                            bar = tqdm(total=total, initial=0, unit="frame", desc=name, leave=False,
+                                       dynamic_ncols=True, mininterval=0.5)
+                        sink.append(result)
+                        if fsink:
+                            fsink.append(result)
+                        frames += 1
+                        faces += len(result.faces)
+                        if bar is not None:
+                            bar.update(1)
+                        if on_result is not None:
+                            on_result(result)
+                except KeyboardInterrupt:
+                    if source.info.kind != "webcam":
+                        raise
+                    results.close()  # Ctrl-C ends a live recording: its CSV is complete, not partial
                 if bar is not None:
                     bar.close()
             except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -9,6 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub, in tests least of all
 
 # --- sources fixtures ---
 # Small media files generated with PyAV, Pillow and tifffile into one session folder (a few hundred ms in all).
