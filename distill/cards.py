@@ -12,7 +12,7 @@ from .train import load_run, run_dir
 COMMANDS = """```
 pip install torch==2.13.0 && pip install -e '.[train]' -c constraints.txt
 bash distill/train_all.sh ../shared/data            # prepare, MAE pretraining, teachers, students
-python -m distill export {run} --name {name}
+python -m distill export {run}                      # writes {run} (fp32) and its int8 twin
 python -m distill evaluate --runs {runs} --onnx {onnx} --out reports/
 ```"""
 
