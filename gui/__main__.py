@@ -1,0 +1,7 @@
+"""`python -m gui`: the libreface desktop app."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())
