@@ -271,19 +271,12 @@ def pytest_configure(config) -> None:
 
 
 @pytest.fixture(scope="session")
-def gui_model() -> str:
-    """Name of the default model, once its weights verify; skips (saying where it looked) otherwise.
+def shipped_model() -> str:
+    """Name of the default model after its weights verify against the manifest (the model ships in weights/:
+    a missing or damaged file is a failure, not a skip). `$LIBREFACE_WEIGHTS` selects another weights folder."""
+    from libreface.models.registry import DEFAULT_MODEL, verify
 
-    The weights folder is the registry's: `$LIBREFACE_WEIGHTS` when set, else the repo's `weights/`.
-    """
-    from libreface.errors import LibrefaceError
-    from libreface.models.registry import DEFAULT_MODEL, verify, weights_dir
-
-    try:
-        verify(DEFAULT_MODEL)
-    except (LibrefaceError, ValueError) as e:
-        pytest.skip(f"default model {DEFAULT_MODEL!r} not available in {weights_dir()} ({e}); "
-                    "set LIBREFACE_WEIGHTS to a folder that has it")
+    verify(DEFAULT_MODEL)
     return DEFAULT_MODEL
 
 

@@ -78,16 +78,8 @@ def _cut(dst: Path, start: int, n: int = 20, size: tuple[int, int] = (160, 120))
 
 
 @pytest.fixture(scope="module")
-def model() -> str:
-    from libreface.errors import LibrefaceError
-    from libreface.models.registry import DEFAULT_MODEL, verify, weights_dir
-
-    try:
-        verify(DEFAULT_MODEL)
-    except (LibrefaceError, ValueError) as e:
-        pytest.skip(f"default model {DEFAULT_MODEL!r} not available in {weights_dir()} ({e}); "
-                    "set LIBREFACE_WEIGHTS to a folder that has it")
-    return DEFAULT_MODEL
+def model(shipped_model) -> str:
+    return shipped_model
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,7 @@ def test_window_state_settings_and_recent_files_survive_a_restart(qtbot, gui_set
 # -- analyze queue -------------------------------------------------------------------------------
 
 
-def test_the_analyze_queue_writes_the_csv_the_cli_writes(qtbot, gui_settings, gui_model, tmp_path):
+def test_the_analyze_queue_writes_the_csv_the_cli_writes(qtbot, gui_settings, shipped_model, tmp_path):
     from gui.analysis_queue import ItemState
     from gui.workers import AnalyzeSettings
 
@@ -162,7 +162,7 @@ def test_the_analyze_queue_writes_the_csv_the_cli_writes(qtbot, gui_settings, gu
     assert window.analyze.preview.table is not None and len(window.analyze.preview.table.frames) == 15
 
 
-def test_the_openface_layout_is_the_libraries_too(qtbot, gui_settings, gui_model, tmp_path):
+def test_the_openface_layout_is_the_libraries_too(qtbot, gui_settings, shipped_model, tmp_path):
     from gui.workers import AnalyzeSettings
 
     window = make_window(qtbot)
@@ -174,7 +174,7 @@ def test_the_openface_layout_is_the_libraries_too(qtbot, gui_settings, gui_model
     assert Path(item.csv_path).read_bytes() == reference.read_bytes()
 
 
-def test_a_bad_file_fails_with_a_message_and_the_queue_goes_on(qtbot, gui_settings, gui_model, tmp_path):
+def test_a_bad_file_fails_with_a_message_and_the_queue_goes_on(qtbot, gui_settings, shipped_model, tmp_path):
     from gui.analysis_queue import ItemState
     from gui.workers import AnalyzeSettings
 
@@ -192,7 +192,7 @@ def test_a_bad_file_fails_with_a_message_and_the_queue_goes_on(qtbot, gui_settin
     assert window.analyze.table.item(0, 1).text() == "failed"
 
 
-def test_cancel_leaves_only_partial_files_and_retry_resumes_them(qtbot, gui_settings, gui_model, tmp_path):
+def test_cancel_leaves_only_partial_files_and_retry_resumes_them(qtbot, gui_settings, shipped_model, tmp_path):
     from gui.analysis_queue import ItemState
     from gui.workers import AnalyzeSettings
 
@@ -221,7 +221,7 @@ def test_cancel_leaves_only_partial_files_and_retry_resumes_them(qtbot, gui_sett
 # -- privacy -------------------------------------------------------------------------------------
 
 
-def test_a_full_analyze_and_a_live_session_write_no_image_anywhere(qtbot, gui_settings, gui_model, tmp_path,
+def test_a_full_analyze_and_a_live_session_write_no_image_anywhere(qtbot, gui_settings, shipped_model, tmp_path,
                                                                    monkeypatch):
     from gui.workers import AnalyzeSettings
 
@@ -358,7 +358,7 @@ def test_the_frame_slot_keeps_only_the_newest_frame():
     assert slot.take(timeout_s=5) is None and slot.ended
 
 
-def test_live_analysis_skips_ahead_instead_of_falling_behind(qtbot, gui_model):
+def test_live_analysis_skips_ahead_instead_of_falling_behind(qtbot, shipped_model):
     from gui.live import LiveWorker
 
     from PySide6.QtCore import QObject, Slot
@@ -391,7 +391,7 @@ def test_live_analysis_skips_ahead_instead_of_falling_behind(qtbot, gui_model):
 
 
 @pytest.fixture
-def analysed(tmp_path, gui_model):
+def analysed(tmp_path, shipped_model):
     """The example analysed every 5th frame, with landmarks and feature vectors: (csv, features)."""
     csv, features = tmp_path / "astronaut.csv", tmp_path / "astronaut.parquet"
     with Analyzer(AnalyzerOptions(every=5)) as analyzer:
@@ -547,7 +547,7 @@ def _free_display() -> int:
 
 
 @pytest.mark.xvfb
-def test_a_real_window_under_xvfb_analyses_and_shows_overlays_and_plots(gui_model, tmp_path):
+def test_a_real_window_under_xvfb_analyses_and_shows_overlays_and_plots(shipped_model, tmp_path):
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb is not on PATH: apt-get install xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 "
