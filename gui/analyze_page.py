@@ -39,6 +39,7 @@ from libreface.outputs import FORMATS
 from libreface.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_inputs
 
 from .analysis_queue import AnalysisQueue, ItemState
+from .dialogs import show_error
 from .frames import FrameReader
 from .result_view import ResultView
 from .settings import app_settings
@@ -310,20 +311,9 @@ class AnalyzePage(QWidget):
     def show_error(self, message: str) -> QMessageBox:
         """A non-modal warning (the queue keeps running behind it)."""
         self.errors.append(message)
-        box = QMessageBox(QMessageBox.Icon.Warning, "libreface: cannot analyse", message,
-                          QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.finished.connect(lambda _=0, b=box: self._forget_box(b))
-        self.error_boxes.append(box)
-        box.show()
+        box = show_error(self, "libreface: cannot analyse", message, self.error_boxes)
         self.status.emit(message)
         return box
-
-    def _forget_box(self, box: QMessageBox) -> None:
-        if box in self.error_boxes:
-            self.error_boxes.remove(box)
-        box.deleteLater()
 
     # -- queue events -----------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from libreface.results import OutputLabels
 from libreface.sources import VIDEO_SUFFIXES
 
 from .analyze_page import MEDIA_FILTER
+from .dialogs import show_error
 from .frames import FrameReader
 from .label_panel import LabelPanel
 from .result_view import ResultView
@@ -223,18 +224,8 @@ class ViewerPage(QWidget):
 
     @Slot(str)
     def _show_error(self, message: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "libreface", message, QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.finished.connect(lambda _=0, b=box: self._forget_box(b))
-        self.error_boxes.append(box)
-        box.show()
+        show_error(self, "libreface", message, self.error_boxes)
         self.status.emit(message)
-
-    def _forget_box(self, box: QMessageBox) -> None:
-        if box in self.error_boxes:
-            self.error_boxes.remove(box)
-        box.deleteLater()
 
     # -- navigation -------------------------------------------------------------------------------
 
