@@ -236,11 +236,9 @@ class Analyzer:
             raise ValueError("resume cannot be combined with identity (identities are resolved over the whole recording)")
         import time
 
-        from .outputs import CsvSink, FeatureSink
         from .sources import Source, open_source
 
         t0 = time.perf_counter()
-        frames = faces = 0
         name = Path(str(source)).name
         source = source if isinstance(source, Source) else open_source(source)  # bad input fails before any file is made
         try:

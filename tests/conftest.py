@@ -223,7 +223,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not SHARED_DATA.is_dir():
-        terminalreporter.write_sep("!", f"../shared/data is ABSENT: every test marked 'data' was skipped", red=True)
+        terminalreporter.write_sep("!", "../shared/data is ABSENT: every test marked 'data' was skipped", red=True)
 
 
 @pytest.fixture(scope="session")
