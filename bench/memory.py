@@ -66,6 +66,7 @@ def main() -> int:
     p.add_argument("--video", type=Path, default=default if default.exists() else REPO / "examples" / "astronaut.mp4")
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-features", action="store_true", help="CSV only (no Parquet features file)")
     args = p.parse_args()
     samples: list[tuple[float, float]] = []
     start_rss = rss_mb()
@@ -77,7 +78,7 @@ def main() -> int:
     t0 = time.perf_counter()
     with Analyzer(AnalyzerOptions(threads=args.threads)) as a, tempfile.TemporaryDirectory() as tmp:
         s = a.analyze_to_files(looped(args.video, args.minutes), Path(tmp) / "out.csv", landmarks=True, blendshapes=True,
-                               features_path=Path(tmp) / "f.parquet", on_result=on_result)
+                               features_path=None if args.no_features else Path(tmp) / "f.parquet", on_result=on_result)
     wall = time.perf_counter() - t0
     ts, rss = np.array(samples).T
     after = ts >= 120
@@ -85,6 +86,8 @@ def main() -> int:
     print(f"video {args.video.name} looped to {args.minutes:g} min: {s.frames} frames in {wall:.0f} s ({s.frames / wall:.1f} fps)")
     print(f"RSS before start {start_rss:.0f} MB, after warm-up {rss[after][0] if after.any() else rss[0]:.0f} MB, "
           f"peak {rss.max():.0f} MB, growth {slope_per_h:+.1f} MB per hour of video")
+    step = max(1, len(ts) // 12)
+    print("RSS by video time: " + ", ".join(f"{t / 60:.0f} min {r:.0f} MB" for t, r in zip(ts[::step], rss[::step])))
     return 0
 
 
