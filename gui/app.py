@@ -163,8 +163,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"New heads: {path} (load them with the library to use them)", 15000)
 
     def _about(self) -> None:
+        from libreface.models.registry import model_versions, weights_dir
+
+        models = "\n".join(model_versions())
         QMessageBox.about(self, "libreface", f"libreface {__version__}: facial action units, expression and head "
-                          f"pose on the CPU, offline.\n\n{PRIVACY_TOOLTIP}")
+                          f"pose on the CPU, offline.\n\nModels ({weights_dir()}):\n{models}\n\n{PRIVACY_TOOLTIP}")
 
     # -- state ------------------------------------------------------------------------------------
 

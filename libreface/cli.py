@@ -27,6 +27,23 @@ def _models_or_empty() -> list[str]:
         return []
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the library version and each shipped model with its sha256 (the manifest is read only here)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .models.registry import model_versions
+
+        lines = [f"libreface {__version__}"]
+        try:
+            lines += [f"  {line}" for line in model_versions()]
+        except LibrefaceError as e:
+            lines.append(f"  models: {e}")
+        parser.exit(message="\n".join(lines) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models.registry import DEFAULT_MODEL
 
@@ -61,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="inputs analysed in parallel processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--version", action="version", version=f"libreface {__version__}")
+    p.add_argument("--version", action=_VersionAction, help="print the version and every model's sha256, then exit")
     return p
 
 
@@ -246,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"libreface: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:  # an optional extra that is not installed: its message says what to install
+        if debug:
+            raise
+        print(f"libreface: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 - last line of defence, one line unless --debug
         if debug:

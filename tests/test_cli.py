@@ -146,6 +146,12 @@ def test_bad_arguments_exit_2():
     assert r.returncode == 2 and "must be a folder" in r.stderr
 
 
+def test_version_names_every_model_with_its_hash(tmp_path):
+    r = run("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("libreface ")
+    assert "au_r18_int8.v1" in r.stdout and "sha256 64184e22" in r.stdout
+
+
 def test_info_lists_models_hashes_and_threads(tmp_path):
     r = run("info", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

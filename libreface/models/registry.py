@@ -66,6 +66,12 @@ def list_models(pattern: str = "*", kind: str | None = "student") -> list[str]:
     return sorted(n for n in fnmatch.filter(entries, pattern) if kind is None or entries[n].kind == kind)
 
 
+def model_versions() -> list[str]:
+    """One line per shipped weights file, `name  file  sha256 <hex>`, for `--version`, `info` and About boxes."""
+    entries = _manifest(str(weights_dir()))
+    return [f"{e.name}  {e.file}  sha256 {e.sha256}" for _, e in sorted(entries.items())]
+
+
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of `name`; ValueError listing the choices when unknown."""
     entries = _manifest(str(weights_dir()))
