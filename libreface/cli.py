@@ -41,7 +41,8 @@ class _VersionAction(argparse.Action):
             lines += [f"  {line}" for line in model_versions()]
         except LibrefaceError as e:
             lines.append(f"  models: {e}")
-        parser.exit(message="\n".join(lines) + "\n")
+        print("\n".join(lines))
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
