@@ -822,9 +822,12 @@ class FeatureSink:
       (N,)), `features` (float32, (N, D)) and `libreface` (JSON provenance, 0-d str). Kept in memory
       and written at close, so prefer Parquet for hours of video.
     * `.parquet`: columns `frame, face_id, person_id` (int64), `timestamp` (float64) and
-      `f0 .. f{D-1}` (float32), one plain column per dimension so that `pd.read_parquet` gives
-      `df[feature_columns(labels)].to_numpy()` directly; streamed in row groups of
-      `row_group_rows` rows. Provenance in the schema metadata key `libreface`.
+      `features` (fixed-size list of D float32), streamed in row groups of `row_group_rows` rows;
+      `read_features` expands it to `f0 .. f{D-1}`, and with plain pandas
+      `np.stack(pd.read_parquet(path)["features"])` gives the (N, D) matrix. One list column, not D
+      plain ones: a Parquet writer keeps the metadata of every column chunk until the footer is
+      written, so D columns would make memory grow with the video's length (~0.4 MB per row group).
+      Provenance in the schema metadata key `libreface`.
 
     Like `CsvSink`, it writes `<path>.partial` and renames it to `path` on a normal exit; on an
     exception the `.partial` is completed into a readable file and left in place. With
@@ -866,7 +869,7 @@ class FeatureSink:
                 pa, pq = _import_pyarrow()
                 fields = [pa.field("frame", pa.int64()), pa.field("face_id", pa.int64()),
                           pa.field("person_id", pa.int64()), pa.field("timestamp", pa.float64())]
-                fields += [pa.field(c, pa.float32()) for c in feature_columns(labels)]
+                fields.append(pa.field("features", pa.list_(pa.float32(), labels.feature_dim)))
                 self._schema = pa.schema(fields, metadata={"libreface": meta})
                 self._writer = pq.ParquetWriter(str(self.partial_path), self._schema)
             else:
@@ -919,7 +922,7 @@ class FeatureSink:
             return
         pa, _ = _import_pyarrow()
         arrays = [pa.array(keys[k]) for k in FEATURE_KEY_COLUMNS]
-        arrays += [pa.array(np.ascontiguousarray(feats[:, i])) for i in range(feats.shape[1])]
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel()), feats.shape[1]))
         try:
             self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         except OSError as e:
@@ -998,6 +1001,13 @@ def read_features(path: str | os.PathLike):
         table = pq.read_table(path)
         raw = (table.schema.metadata or {}).get(b"libreface")
         meta = json.loads(raw) if raw else {}
-        df = table.to_pandas()
+        if "features" in table.column_names:  # the list column -> f0 .. f{D-1}
+            col = table.column("features").combine_chunks()
+            dim = col.type.list_size
+            feats = col.flatten().to_numpy().reshape(-1, dim) if len(col) else np.zeros((0, dim), np.float32)
+            df = table.drop_columns(["features"]).to_pandas()
+            df = pd.concat([df, pd.DataFrame(feats, columns=[f"f{i}" for i in range(dim)])], axis=1)
+        else:  # files of libreface <= 0.1 stored one column per dimension
+            df = table.to_pandas()
     df.attrs["libreface"] = meta
     return df

@@ -382,6 +382,34 @@ def test_features_round_trip_through_read_features(tmp_path, suffix):
     assert df.attrs["libreface"]["model"] == "test"
 
 
+def test_parquet_features_are_one_list_column_readable_with_plain_pandas(tmp_path):
+    # One list column keeps the writer's per-column-chunk metadata (held until the footer) from
+    # growing with D x row groups, i.e. with the video's length.
+    import pyarrow.parquet as pq
+
+    frames = make_frames(10)
+    out = tmp_path / "feat.parquet"
+    with FeatureSink(out, LABELS, row_group_rows=3) as sink:
+        for f in frames:
+            sink.append(f)
+    meta = pq.ParquetFile(out).metadata
+    assert meta.num_columns == 5 and meta.num_row_groups >= 3
+    plain = pd.read_parquet(out)
+    want = np.stack([w[4] for w in _expected_features(frames)])
+    np.testing.assert_array_equal(np.stack(plain["features"]), want)
+
+
+def test_read_features_still_reads_one_column_per_dimension_files(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = pd.DataFrame({"frame": [0, 1], "face_id": [0, 0], "person_id": [-1, -1], "timestamp": [0.0, 0.04],
+                        **{f"f{i}": np.float32([i, -i]) for i in range(8)}})
+    pq.write_table(pa.Table.from_pandas(old, preserve_index=False), tmp_path / "old.parquet")
+    df = read_features(tmp_path / "old.parquet")
+    pd.testing.assert_frame_equal(df, old)
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".parquet"])
 def test_a_crash_leaves_a_readable_features_partial_and_no_final_file(tmp_path, suffix):
     frames = make_frames(10)
