@@ -1162,11 +1162,11 @@ def batch_command(argv: list[str]) -> int:
         report = run_batch(args.inputs, args.output, settings, jobs=args.jobs, dask_local=args.dask_local,
                            scheduler=args.scheduler, retries=args.retries, progress=not args.quiet,
                            quiet_native_logs=not args.debug)
-    except ImportError as e:
+    except ImportError as e:  # a missing optional extra: exit 1, as the analyze command does
         if args.debug:
             raise
-        print(f"libreface: {e}", file=sys.stderr)
-        return 2
+        print(f"libreface: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     except ValueError as e:
         if args.debug:
             raise

@@ -349,11 +349,11 @@ def collect_command(argv: list[str]) -> int:
     try:
         report = collect(args.outdir, args.output, summary_dir=args.summary_dir, chunk_rows=args.chunk_rows,
                          progress=not args.quiet)
-    except ImportError as e:
+    except ImportError as e:  # a missing optional extra: exit 1, as the analyze command does
         if args.debug:
             raise
-        print(f"libreface: {e}", file=sys.stderr)
-        return 2
+        print(f"libreface: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     if not args.quiet:
         for name, status, error in report.missing:
             print(f"libreface: {name}: {status}{f' ({error})' if error else ''}; not in the dataset", file=sys.stderr)

@@ -184,7 +184,7 @@ def test_dask_options_without_dask_are_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'libreface-cpu\[dask\]'"):
         run_batch([tmp_path], tmp_path / "out", dask_local=2)
-    assert batch_command([str(tmp_path), "-o", str(tmp_path / "out"), "--dask-local", "2", "--quiet"]) == 2
+    assert batch_command([str(tmp_path), "-o", str(tmp_path / "out"), "--dask-local", "2", "--quiet"]) == 1
 
 
 # --- local worker processes ------------------------------------------------------------------------------------------
