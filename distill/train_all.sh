@@ -12,5 +12,6 @@ python -m distill train-teacher distill/configs/teacher_swin.yaml
 python -m distill pretrain-mae distill/configs/pretrain_mae.yaml
 python -m distill train-teacher distill/configs/teacher_mae.yaml
 python -m distill train-student distill/configs/student_r18.yaml
-python -m distill train-student distill/configs/student_r10t.yaml
 python -m distill train-student distill/configs/student_r18_nokd.yaml
+python -m distill train-student distill/configs/student_r10t.yaml        # its teacher is au_r18_nokd.v1
+python -m distill train-student distill/configs/student_r10t_nokd.yaml
