@@ -34,7 +34,7 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "",
         "## Training",
         "",
-        f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (ablation)'}; loss weights {cfg.weights}.",
+        f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (task losses only)'}; loss weights {cfg.weights}.",
         f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}; "
         f"wall time {sum(h['seconds'] for h in hist) / 60:.0f} min on 2 CPU cores"
         + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + ".",
@@ -56,7 +56,9 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "| model | FER+ test acc % | FER+ macro-F1 % | CK+ acc % | AU mean AUC % | AU mean F1 % | ms/face (b1, b16) |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for key in ["blendshape baseline", *cfg.teachers, run, *onnx_files]:
+    # the same architecture and schedule with / without distillation, when both were evaluated
+    twin = run.replace("_nokd.", ".") if "_nokd." in run else run.replace(".v", "_nokd.v", 1)
+    for key in ["blendshape baseline", *cfg.teachers, twin, run, *onnx_files]:
         r = rows.get(key)
         if r:
             speed = f"{r.get('ms_per_face_batch1', '–')}, {r.get('ms_per_face_batch16', '–')}" if r["kind"] == "onnx" else "–"

@@ -15,3 +15,4 @@ python -m distill train-student distill/configs/student_r18.yaml
 python -m distill train-student distill/configs/student_r18_nokd.yaml
 python -m distill train-student distill/configs/student_r10t.yaml        # its teacher is au_r18_nokd.v1
 python -m distill train-student distill/configs/student_r10t_nokd.yaml
+python -m distill train-student distill/configs/student_r10t_v2.yaml    # teachers: au_r10t.v1, au_r18_nokd.v1
