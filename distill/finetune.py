@@ -72,7 +72,7 @@ def finetune_heads(model: str | Path, features: Path, labels: Path, out: Path, e
                 continue
             rows = data["expression"].notna().to_numpy()
             y = torch.tensor([card["expressions"].index(v) for v in data.loc[rows, "expression"]])
-            xs, mask = x[rows], None
+            xs, mask = x[torch.tensor(rows)], None  # a copy: pandas may hand out a read-only mask
         else:
             cols = [c for c in card["au_occurrence"] if c in data]
             if not cols:
