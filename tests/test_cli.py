@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from libreface.models.registry import DEFAULT_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.mp4"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
@@ -129,7 +131,7 @@ def test_tampered_weights_stop_the_run_with_one_line(tmp_path):
     folder = tmp_path / "weights"
     shutil.copytree(REPO / "weights", folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    default = next(m for m in manifest["models"] if m["name"] == "au_r18_int8.v1")
+    default = next(m for m in manifest["models"] if m["name"] == DEFAULT_MODEL)
     target = folder / default["file"]
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -149,13 +151,13 @@ def test_bad_arguments_exit_2():
 def test_version_names_every_model_with_its_hash(tmp_path):
     r = run("--version", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("libreface ")
-    assert "au_r18_int8.v1" in r.stdout and "sha256 64184e22" in r.stdout
+    assert DEFAULT_MODEL in r.stdout and "sha256 64184e22" in r.stdout
 
 
 def test_info_lists_models_hashes_and_threads(tmp_path):
     r = run("info", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "face_landmarker" in r.stdout and "au_r18_int8.v1" in r.stdout and "threads:" in r.stdout
+    assert "face_landmarker" in r.stdout and DEFAULT_MODEL in r.stdout and "threads:" in r.stdout
     assert "FAILED" not in r.stdout
 
 
