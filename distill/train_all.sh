@@ -16,3 +16,4 @@ python -m distill train-student distill/configs/student_r18_nokd.yaml
 python -m distill train-student distill/configs/student_r10t.yaml        # its teacher is au_r18_nokd.v1
 python -m distill train-student distill/configs/student_r10t_nokd.yaml
 python -m distill train-student distill/configs/student_r10t_v2.yaml    # teachers: au_r10t.v1, au_r18_nokd.v1
+python -m distill train-teacher distill/configs/teacher_swin_v2.yaml  # in progress: the longer teacher for the next students
