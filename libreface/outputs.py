@@ -1007,7 +1007,7 @@ def read_features(path: str | os.PathLike):
             feats = col.flatten().to_numpy().reshape(-1, dim) if len(col) else np.zeros((0, dim), np.float32)
             df = table.drop_columns(["features"]).to_pandas()
             df = pd.concat([df, pd.DataFrame(feats, columns=[f"f{i}" for i in range(dim)])], axis=1)
-        else:  # files of libreface <= 0.1 stored one column per dimension
+        else:  # files written before the list column: one column per dimension
             df = table.to_pandas()
     df.attrs["libreface"] = meta
     return df
