@@ -152,6 +152,7 @@ def test_version_names_every_model_with_its_hash(tmp_path):
     r = run("--version", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("libreface ")
     assert DEFAULT_MODEL in r.stdout and "sha256 64184e22" in r.stdout
+    assert [line.split()[0] for line in r.stdout.splitlines() if line.endswith("(default)")] == [DEFAULT_MODEL]
 
 
 def test_info_lists_models_hashes_and_threads(tmp_path):

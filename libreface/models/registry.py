@@ -67,9 +67,11 @@ def list_models(pattern: str = "*", kind: str | None = "student") -> list[str]:
 
 
 def model_versions() -> list[str]:
-    """One line per shipped weights file, `name  file  sha256 <hex>`, for `--version`, `info` and About boxes."""
+    """One line per shipped weights file, `name  file  sha256 <hex>` (+ `  (default)` on the default
+    student), for `--version`, `info` and About boxes."""
     entries = _manifest(str(weights_dir()))
-    return [f"{e.name}  {e.file}  sha256 {e.sha256}" for _, e in sorted(entries.items())]
+    return [f"{e.name}  {e.file}  sha256 {e.sha256}" + ("  (default)" if e.name == DEFAULT_MODEL else "")
+            for _, e in sorted(entries.items())]
 
 
 def get_entry(name: str) -> ModelEntry:
