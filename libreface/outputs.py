@@ -1004,7 +1004,7 @@ def read_features(path: str | os.PathLike):
         if "features" in table.column_names:  # the list column -> f0 .. f{D-1}
             col = table.column("features").combine_chunks()
             dim = col.type.list_size
-            feats = col.flatten().to_numpy().reshape(-1, dim) if len(col) else np.zeros((0, dim), np.float32)
+            feats = col.flatten().to_numpy().reshape(-1, dim)  # (0, dim) float32 for an empty file too
             df = table.drop_columns(["features"]).to_pandas()
             df = pd.concat([df, pd.DataFrame(feats, columns=[f"f{i}" for i in range(dim)])], axis=1)
         else:  # files written before the list column: one column per dimension
