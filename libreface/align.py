@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .imaging import invert_affine, pyr_down, warp_affine
+
 ALIGN_VERSION = "mp-rigid11.v1"
 """Written into every model's metadata; bump when the template or the warp changes."""
 
@@ -130,8 +132,6 @@ def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int = 64) -> A
         AlignedFace with `crop` (size, size, 3) uint8 RGB and `matrix` (2, 3); or a falsy
         AlignFailed with the reason (degenerate landmarks, or a face smaller than 2 px).
     """
-    import cv2
-
     m = align_matrix(landmarks_px, size)
     if m is None:
         return AlignFailed("alignment: degenerate or non-finite landmarks")
@@ -143,7 +143,7 @@ def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int = 64) -> A
     if scale < 0.5:
         # Shrinking by more than 2x: resample from a pyramid-reduced copy to avoid aliasing. Only the
         # region the crop reads from (plus a margin for the pyramid's blur) is reduced, not the frame.
-        inv = cv2.invertAffineTransform(m)
+        inv = invert_affine(m)
         corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inv.T
         margin = 4.0 / scale
         step = 2 ** int(np.ceil(np.log2(0.5 / scale)))  # ROI origin on the pyramid's grid: same pixels as the full frame
@@ -157,11 +157,11 @@ def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int = 64) -> A
             m = m.copy()
             m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
         while scale < 0.5 and min(img.shape[:2]) > 8:
-            img = cv2.pyrDown(img)
+            img = pyr_down(img)
             m = m.copy()
             m[:, :2] *= 2.0
             scale *= 2.0
-    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = warp_affine(img, m, (size, size))
     return AlignedFace(crop=crop, matrix=m_full)
 
 

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError, LibrefaceError, OutputError
+from .imaging import resize
 
 Box = tuple[float, float, float, float]
 """(x0, y0, x1, y1) in pixels, x1 and y1 exclusive."""
@@ -141,15 +142,13 @@ def detect_faces_capped(image: np.ndarray, max_side_px: int = DEFAULT_DETECT_MAX
     Returns:
         (x0, y0, x1, y1) float boxes in `image` pixels (MediaPipe landmark boxes), left to right; [] when none.
     """
-    import cv2
-
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
     if max_faces < 1:
         raise ValueError(f"max_faces must be >= 1, got {max_faces}")
     H, W = image.shape[:2]
     (w, h), scale = capped_size((W, H), max_side_px)
-    small = image if scale >= 1.0 else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    small = image if scale >= 1.0 else resize(image, (w, h))
     sx, sy = w / W, h / H
     own = front_end is None
     if own:
@@ -182,8 +181,6 @@ def focal_crop(image: np.ndarray, boxes: Sequence[Box] | None = None, zoom: floa
         CropResult; with no face, the largest centred window of the output's aspect (`centred` is True).
         Nothing is written to disk.
     """
-    import cv2
-
     _check_zoom(zoom)
     ow, oh = _check_size(size)
     if image.ndim != 3 or image.shape[2] != 3:
@@ -194,8 +191,7 @@ def focal_crop(image: np.ndarray, boxes: Sequence[Box] | None = None, zoom: floa
     H, W = image.shape[:2]
     x0, y0, x1, y1 = crop_box((W, H), boxes, zoom, (ow, oh))
     window = np.ascontiguousarray(image[y0:y1, x0:x1])
-    shrink = ow < (x1 - x0) or oh < (y1 - y0)
-    out = cv2.resize(window, (ow, oh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    out = resize(window, (ow, oh))
     if boxes:
         focal = ((min(b[0] for b in boxes) + max(b[2] for b in boxes)) / 2,
                  (min(b[1] for b in boxes) + max(b[3] for b in boxes)) / 2)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .imaging import resize
 
 N_LANDMARKS = 478
 BLENDSHAPE_NAMES: tuple[str, ...] = (
@@ -270,7 +271,6 @@ class FaceFrontEnd:
     def _tile_scan(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """Detector boxes over overlapping tiles; each tile is a third of the frame's short side
         wide (the detector then sees a 60 px face in 1080p as a fifth of its input)."""
-        import cv2
 
         h, w = rgb.shape[:2]
         tile = max(160, min(h, w) // 3)
@@ -280,15 +280,13 @@ class FaceFrontEnd:
             for x0 in range(0, max(1, w - tile + step), step):
                 y0c, x0c = min(y0, max(0, h - tile)), min(x0, max(0, w - tile))
                 crop = rgb[y0c : y0c + tile, x0c : x0c + tile]
-                crop = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_LINEAR)
+                crop = resize(crop, (256, 256), smooth=True)
                 s = 256 / tile
                 for (bx0, by0, bx1, by1), score in self._detect_boxes(crop):
                     found.append(((x0c + bx0 / s, y0c + by0 / s, x0c + bx1 / s, y0c + by1 / s), score))
         return _nms(found, 0.3)
 
     def _region_landmarks(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> FaceLandmarks | None:
-        import cv2
-
         h, w = rgb.shape[:2]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = max(box[2] - box[0], box[3] - box[1]) * 2.2
@@ -298,10 +296,10 @@ class FaceFrontEnd:
             return None
         # pad outside the frame so the face stays centred
         pad = max(0, -x0, -y0, x0 + side_i - w, y0 + side_i - h)
-        src = rgb if pad == 0 else cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+        src = rgb if pad == 0 else np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))
         crop = src[y0 + pad : y0 + pad + side_i, x0 + pad : x0 + pad + side_i]
         s = self.options.region_px / side_i
-        crop = cv2.resize(crop, (self.options.region_px,) * 2, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+        crop = resize(crop, (self.options.region_px,) * 2)
         res = self._region.detect(_mp_image(crop))
         faces = _faces_from_result(res, self.options.region_px, self.options.region_px, offset=(x0, y0), scale=s, small=True)
         return faces[0] if faces else None

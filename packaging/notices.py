@@ -7,7 +7,7 @@ so the file lists exactly what is inside the bundle. Each distribution gets its 
 (`License-Expression`, `License`, or the licence classifiers) and the text of its licence files when the
 wheel ships them. Then come the notes that no package metadata carries: the MediaPipe model (Apache-2.0),
 Qt / PySide6 (LGPL-3.0: the one-folder layout keeps the Qt libraries as separate, replaceable files),
-FFmpeg inside PyAV and OpenCV, the Python interpreter, and libreface's own LICENSE and weights NOTICE.
+FFmpeg (built here or inside the PyAV wheel), ICU's trimmed data, the Python interpreter, and libreface's own LICENSE and weights NOTICE.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RULE = "=" * 100
 LICENCE_FILE = re.compile(r"(^|/)(LICEN[CS]E|COPYING|NOTICE)[^/]*$", re.IGNORECASE)
 # The runtime's own distributions when no module list is given (the CLI and the GUI, without extras).
-DEFAULT_MODULES = ("libreface", "gui", "mediapipe", "onnxruntime", "numpy", "pandas", "av", "cv2", "PIL", "tqdm",
+DEFAULT_MODULES = ("libreface", "gui", "mediapipe", "onnxruntime", "numpy", "pandas", "av", "PIL", "tqdm",
                    "PySide6", "shiboken6", "pyqtgraph", "flatbuffers", "dateutil", "pytz", "tzdata", "six")
 # Our own project is described by LICENSE below, not as a third party.
 OWN = {"libreface-cpu"}
@@ -42,14 +42,21 @@ Qt 6 and PySide6 / Shiboken6 (The Qt Company), used under the GNU Lesser General
 """
 
 FFMPEG_NOTE = """\
-FFmpeg (libavcodec, libavformat, libavutil, libswscale, libswresample, ...) is shipped as separate shared
-libraries inside the PyAV wheel (_internal/av.libs) and the OpenCV wheel (_internal/opencv_contrib_python.libs),
-unmodified, under the GNU Lesser General Public License v2.1 or later; you may replace them with your own
-builds of the same versions. Source: https://ffmpeg.org/download.html. The other native libraries bundled by
-those wheels (libvpx, dav1d, aom, OpenBLAS, libpng, Qt 5 for OpenCV's highgui, X11/xcb helpers, ...) keep their
-own licences, listed in OpenCV's LICENSE-3RD-PARTY.txt (reproduced in the opencv-contrib-python entry) and in
-PyAV's licence files.
+FFmpeg (libavcodec, libavformat, libavutil, libavfilter, libavdevice, libswscale, libswresample) is shipped as
+separate shared libraries under the GNU Lesser General Public License v2.1 or later; you may replace them with
+your own builds of the same version. In the release bundle (`packaging/build.sh --slim`) they are built by
+packaging/build_ffmpeg.sh from the unmodified FFmpeg 8.1.2 source (https://ffmpeg.org/releases/, also Debian's
+ffmpeg source package), configured for decoding only and without --enable-gpl or --enable-nonfree, and sit in
+_internal/ next to dav1d (libdav1d, BSD-2-Clause, from Debian) for AV1. The LGPL text, FFmpeg's LICENSE.md, the
+exact configuration and dav1d's copyright are in _internal/licenses/ffmpeg/; that script is the complete build
+recipe. A plain `packaging/build.sh` ships the PyAV wheel's FFmpeg instead (_internal/av.libs), whose encoders
+(x264, x265 under GPL; libvpx, SVT-AV1, LAME, ...) keep their own licences, listed in PyAV's licence files.
+
+ICU (Unicode-3.0 licence, in the PySide6 wheel): its data library libicudata is rebuilt by the spec without the
+display-name, spell-out and transliteration tables the app never reads (ICU's documented data customisation with
+icupkg); the ICU code libraries are unmodified.
 """
+
 
 MEDIAPIPE_MODEL_NOTE = """\
 weights/face_landmarker.task: the Google MediaPipe Face Landmarker model bundle (face_detector.tflite,

@@ -201,3 +201,25 @@ def test_crop_writes_only_the_requested_crops(tmp_path, face_image):
     from PIL import Image
 
     assert Image.open(files[0]).size == (96, 128)
+
+
+def test_the_analyzer_and_crops_need_no_opencv(tmp_path):
+    """The desktop bundle leaves OpenCV out (packaging/README.md): analysing, the small-face pass and face-aware
+    crops must run with `import cv2` failing, and give the same table as with it installed."""
+    from skimage import data
+    from PIL import Image
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    args = ["crop", str(tmp_path / "astronaut.png"), "--size", "96x96", "-o", str(tmp_path / "crops")]
+    r = subprocess.run([sys.executable, "-c",
+                        "import sys; sys.modules['cv2'] = None; from libreface.cli import main; "
+                        "a = sys.argv[1:]; i = a.index('--'); sys.exit(main(a[:i]) or main(a[i + 1:]))",
+                        *args, "--", str(EXAMPLE), "-o", str(tmp_path / "nocv.csv"), "--every", "10", "--threads", "2"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "crops").glob("*.png"))) == 1
+    with_cv = run(EXAMPLE, "-o", tmp_path / "cv.csv", "--every", "10", "--threads", "2", cwd=tmp_path)
+    assert with_cv.returncode == 0, with_cv.stderr
+    a, b = pd.read_csv(tmp_path / "nocv.csv"), pd.read_csv(tmp_path / "cv.csv")
+    assert len(a) == 15 and a["success"].sum() > 0
+    pd.testing.assert_frame_equal(a, b)

@@ -276,7 +276,41 @@ def test_a_webcam_gives_rgb_frames_with_wall_clock_timestamps_until_it_stops(mon
     assert_rgb_frame(frames[0], 8, 6)
     assert frames[0].rgb[0, 0].tolist() == [0, 0, 255]  # BGR blue -> RGB blue
     assert source.error == "webcam 0: stopped delivering frames at frame 3"
-    assert source._capture.released
+    assert source._capture._capture.released
+
+
+def test_without_opencv_a_webcam_is_read_with_ffmpegs_device_input(monkeypatch, media):
+    """The desktop bundle has no OpenCV: cameras go through PyAV (V4L2 on Linux). A real video stands in for
+    the device, so the decoding path is the real one."""
+    import av
+
+    opened = []
+    real_open = av.open
+
+    def device_open(device, format=None, options=None):
+        opened.append((device, format, options))
+        return real_open(str(media.cfr))
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` raises ImportError
+    monkeypatch.setattr(av, "open", device_open)
+    monkeypatch.setattr(sys, "platform", "linux")
+    source, frames = decode_all(WebcamSource(2, width=640, height=480))
+    assert opened == [("/dev/video2", "v4l2", {"video_size": "640x480"})]
+    w, h = media.video_size
+    assert (source.info.kind, source.info.path, source.info.width, source.info.height, source.info.fps) == (
+        "webcam", "2", w, h, 10.0)
+    assert [f.index for f in frames] == list(range(20)) and frames[0].timestamp_s == 0.0
+    assert_rgb_frame(frames[5], w, h)
+    assert mean_abs_diff(frames[5].rgb, media.marker_frame(5)) < 8
+    assert source.error == "webcam 2: stopped delivering frames at frame 20"
+
+
+def test_without_opencv_a_missing_camera_is_one_line_naming_the_device(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(InputError, match=r"webcam 99: cannot be opened \(.*/dev/video99.*\)") as err:
+        WebcamSource(99)
+    assert "\n" not in str(err.value)
 
 
 def test_video_and_image_sources_refuse_each_others_files(media):
