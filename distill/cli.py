@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, finetune-heads.
+export, recover, finetune-heads.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -56,6 +56,13 @@ def _export(args: argparse.Namespace) -> int:
 
     for path in export(args.run, args.name or args.run, weights_dir=args.weights or WEIGHTS, calib=args.calib):
         print(path)
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from .export import recover_run
+
+    print(recover_run(args.onnx, args.config))
     return 0
 
 
@@ -129,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--weights", type=Path, default=None, help="weights folder (default: the repo's weights/)")
     q.add_argument("--calib", type=int, default=1024, help="training crops used to calibrate int8")
     q.set_defaults(func=_export)
+
+    q = sub.add_parser("recover", help="rebuild a student's run (to teach again) from its shipped fp32 ONNX file")
+    q.add_argument("onnx", type=Path, help="fp32 ONNX file in weights/, e.g. weights/au_r10t.v2.onnx")
+    q.add_argument("config", type=Path, help="the YAML config it was trained with")
+    q.set_defaults(func=_recover)
 
     q = sub.add_parser("finetune-heads", help="refit the expression / AU-occurrence heads on stored features + labels")
     q.add_argument("--model", default="au_r18_int8.v1", help="base student: a registered name or an .onnx path")

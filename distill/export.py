@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,85 @@ def export(run: str, name: str, weights_dir: Path = WEIGHTS, calib: int = 1024, 
                      {"name": int8_name, "file": int8_path.name, "kind": "student"}], weights_dir)
     (run_dir(run) / "exported.json").write_text(json.dumps({"fp32": str(fp32_path), "int8": str(int8_path)}))
     return [fp32_path, int8_path]
+
+
+def recover_run(onnx_path: Path, config: Path, atol: float = 1e-3) -> Path:
+    """Rebuild a student's training run from its exported fp32 ONNX file, so that it can teach again.
+
+    Checkpoints live in the cache outside git and are gone on a new machine; the shipped fp32 ONNX file holds the
+    same weights with each batch norm folded into the convolution before it. Here every ONNX convolution (in graph
+    order) goes back into the student's Conv2d modules (in module order), each following BatchNorm2d becomes the
+    identity carrying the folded bias, and the heads are copied by name. The rebuilt network is checked against
+    ONNX Runtime on random input (outputs and every stage map within `atol`) before `<cache>/runs/<name>/` is
+    written (`config.yaml`, `best.pt`, `last.pt` and a `done.json` that says where it came from). The result is for
+    inference and teaching; training it further would start from folded batch norms.
+
+    Args:
+        onnx_path: fp32 ONNX file written by `export` (int8 files are refused).
+        config: the YAML config the run was trained with (its `name` must be the model's run).
+
+    Returns:
+        The run folder.
+    """
+    import onnx
+    import onnxruntime as ort
+    import yaml
+    from onnx import numpy_helper
+
+    from .train import TrainConfig, build_model
+
+    m = onnx.load(str(onnx_path))
+    card = json.loads({p.key: p.value for p in m.metadata_props}[CARD_KEY])
+    if card.get("precision") != "fp32":
+        raise ValueError(f"{onnx_path}: a {card.get('precision')} model; recover from the fp32 twin")
+    cfg = TrainConfig.from_yaml(config)
+    if cfg.name != card["run"]:
+        raise ValueError(f"{config}: run {cfg.name!r}, but {onnx_path} was exported from {card['run']!r}")
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    model = build_model(cfg).eval()
+    modules = list(model.trunk.named_modules())
+    pairs, pending = [], None
+    for name, mod in modules:
+        if isinstance(mod, torch.nn.Conv2d):
+            if pending is not None:
+                pairs.append((pending, None))
+            pending = mod
+        elif isinstance(mod, torch.nn.BatchNorm2d) and pending is not None:
+            pairs.append((pending, mod))
+            pending = None
+    if pending is not None:
+        pairs.append((pending, None))
+    if len(pairs) != len(convs):
+        raise ValueError(f"{onnx_path}: {len(convs)} convolutions, but {cfg.arch} has {len(pairs)}")
+    with torch.no_grad():
+        for (conv, bn), node in zip(pairs, convs):
+            w = torch.from_numpy(init[node.input[1]].copy())
+            b = torch.from_numpy(init[node.input[2]].copy()) if len(node.input) > 2 else torch.zeros(w.shape[0])
+            if conv.weight.shape != w.shape or bn is None:
+                raise ValueError(f"{onnx_path}: convolution {node.name} {tuple(w.shape)} does not fit {cfg.arch}")
+            conv.weight.copy_(w)
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(b)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        state = model.state_dict()
+        for key, value in init.items():
+            if key.startswith("net.") and key[4:] in state:
+                state[key[4:]].copy_(torch.from_numpy(value.copy()))
+    x = np.random.default_rng(0).normal(size=(4, 3, card["input_size"], card["input_size"])).astype(np.float32)
+    ref = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"faces": x})
+    with torch.no_grad():
+        got = [t.numpy() for t in _Contract(model)(torch.from_numpy(x))]
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
+    if worst > atol:
+        raise ValueError(f"{onnx_path}: the rebuilt {cfg.arch} differs from the ONNX model by {worst:.2e}")
+    out = run_dir(cfg.name)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    ckpt = {"model": model.state_dict(), "epoch": cfg.epochs - 1, "score": None}
+    torch.save(ckpt, out / "best.pt")
+    torch.save(ckpt, out / "last.pt")
+    (out / "done.json").write_text(json.dumps({"recovered_from": str(onnx_path), "sha256": sha256_file(onnx_path),
+                                               "max_abs_diff": worst}, indent=1))
+    return out

@@ -78,3 +78,15 @@ def test_the_bundle_ships_its_third_party_notices_and_licence():
     for name in ("mediapipe", "onnxruntime", "PySide6", "LGPL", "face_landmarker.task", "Apache License"):
         assert name in notices, f"THIRD_PARTY_NOTICES.txt does not mention {name}"
     assert (internal / "LICENSE").is_file() and (internal / "weights" / "NOTICE").is_file()
+
+
+def test_the_release_bundles_ffmpeg_is_decode_only_lgpl_with_its_licence_and_configuration():
+    internal = BUNDLE / "_internal"
+    if (internal / "av.libs").is_dir():
+        pytest.skip("built without --slim: the bundle carries the PyAV wheel's FFmpeg")
+    ffmpeg = internal / "licenses" / "ffmpeg"
+    assert (ffmpeg / "COPYING.LGPLv2.1").is_file() and (ffmpeg / "LICENSE.md").is_file()
+    configuration = (ffmpeg / "ffmpeg-configuration.txt").read_text()
+    assert "--disable-everything" in configuration and "--enable-decoder=" in configuration
+    assert "--enable-gpl" not in configuration and "--enable-nonfree" not in configuration
+    assert not [p.name for p in internal.rglob("libx26*")] and not [p.name for p in internal.rglob("libSvtAv1Enc*")]

@@ -116,3 +116,35 @@ def test_finetuned_heads_learn_the_corrected_labels_without_the_video(smoke, tmp
         after = a.analyze(example).query("success == 1")
     assert after["surprise"].mean() > rows["surprise"].mean() + 0.3
     assert after["AU12_probability"].mean() > rows["AU12_probability"].mean()
+
+
+@pytest.mark.train
+def test_a_shipped_fp32_student_rebuilds_its_run_to_teach_again(smoke, tmp_path, monkeypatch):
+    """On a new machine the checkpoints are gone; `distill recover` rebuilds a run from the fp32 ONNX file, with
+    the same outputs and the same stage maps (what feature-wise distillation matches) as the trained network."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import yaml
+
+    from distill.export import recover_run
+    from distill.train import load_run
+
+    fp32, int8 = map(Path, smoke["weights"])
+    monkeypatch.setenv("LIBREFACE_CACHE", str(fp32.parent.parent / "cache"))
+    original, cfg = load_run("smoke_au_r18.v1")
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump(asdict(cfg)))
+    monkeypatch.setenv("LIBREFACE_CACHE", str(tmp_path / "new_machine"))
+    out = recover_run(fp32, config)
+    assert json.loads((out / "done.json").read_text())["max_abs_diff"] < 1e-3
+    rebuilt, _ = load_run("smoke_au_r18.v1")
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = original(x), rebuilt(x)
+    for key in ("au_intensity", "occ_logits", "expr_logits", "features"):
+        torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-4)
+    for map_a, map_b in zip(a["maps"], b["maps"], strict=True):
+        torch.testing.assert_close(map_a, map_b, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="int8"):
+        recover_run(int8, config)
