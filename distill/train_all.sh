@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole training chain, in order; each stage resumes from its checkpoint when run again.
 # Usage: bash distill/train_all.sh [SHARED_DATA_DIR]   (default ../shared/data)
+#        RECOVER=1 bash distill/train_all.sh             a new machine: rebuild the shipped students' runs from
+#                                                        their fp32 ONNX files in weights/ instead of retraining them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -8,6 +10,12 @@ export HF_HUB_OFFLINE=1
 cache=${LIBREFACE_CACHE:-$HOME/.cache/libreface}
 [ -f "$cache/prepared/ferplus/prepare_report.json" ] && [ -f "$cache/prepared/ckplus/prepare_report.json" ] ||
   python -m distill prepare --dataset ferplus "$data/ferplus" --dataset ckplus "$data/ckplus48"
+if [ "${RECOVER:-0}" = 1 ]; then
+  for pair in au_r18.v1:student_r18 au_r10t.v1:student_r10t au_r10t.v2:student_r10t_v2; do
+    run=${pair%%:*} cfg=${pair##*:}
+    [ -f "$cache/runs/$run/done.json" ] || python -m distill recover "weights/$run.onnx" "distill/configs/$cfg.yaml"
+  done
+fi
 python -m distill train-teacher distill/configs/teacher_swin.yaml
 python -m distill pretrain-mae distill/configs/pretrain_mae.yaml
 python -m distill train-teacher distill/configs/teacher_mae.yaml
@@ -16,4 +24,6 @@ python -m distill train-student distill/configs/student_r18_nokd.yaml
 python -m distill train-student distill/configs/student_r10t.yaml        # its teacher is au_r18_nokd.v1
 python -m distill train-student distill/configs/student_r10t_nokd.yaml
 python -m distill train-student distill/configs/student_r10t_v2.yaml    # teachers: au_r10t.v1, au_r18_nokd.v1
-python -m distill train-teacher distill/configs/teacher_swin_v2.yaml  # in progress: the longer teacher for the next students
+python -m distill train-student distill/configs/student_r10t_nokd_v2.yaml  # ablation partner of v2 and v3 (12 epochs)
+python -m distill train-student distill/configs/student_r10t_v3.yaml    # teachers: au_r10t.v2, au_r10t_nokd.v2
+python -m distill train-teacher distill/configs/teacher_swin_v2.yaml   # next: the longer Swin teacher (~1 h)
