@@ -178,7 +178,7 @@ class DlibEmbedder:
 
     def chip(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray | None:
         """The (150, 150, 3) uint8 RGB chip dlib's network expects, or None for degenerate landmarks."""
-        import cv2
+        from .imaging import pyr_down, warp_affine
 
         m = similarity_matrix(self.five_points(rgb, landmarks_px), self._dst)
         if m is None or not np.isfinite(m).all():
@@ -186,12 +186,11 @@ class DlibEmbedder:
         scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
         img = rgb if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=2)
         while scale < 0.5 and min(img.shape[:2]) > 8:  # shrinking a lot: resample from a pyramid level (as dlib does)
-            img = cv2.pyrDown(img)
+            img = pyr_down(img)
             m = m.copy()
             m[:, :2] *= 2.0
             scale *= 2.0
-        return cv2.warpAffine(img, m, (self.chip_px, self.chip_px), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        return warp_affine(img, m, (self.chip_px, self.chip_px))
 
     def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """(N, 150, 150, 3) uint8 chips -> (N, 128) float32 unit rows (N may be 0)."""
