@@ -1,15 +1,38 @@
-"""The pixel operations of the runtime: affine warp, pyramid reduction and resizing, in NumPy and Pillow.
+"""The pixel operations of the runtime: affine warp, pyramid reduction and resizing.
 
-The analyzer needs only these few operations, so it does not load OpenCV at run time: that keeps ~150 MiB of
-OpenCV out of the desktop bundle (packaging/README.md). `warp_affine` and `pyr_down` reproduce OpenCV's
-`warpAffine(INTER_LINEAR, BORDER_REPLICATE)` and `pyrDown` (the functions the students' training crops were first
-made with): `pyr_down` is bit-exact, `warp_affine` differs by one grey level in about 0.002 % of pixels
-(tests/test_align.py checks both against OpenCV where it is installed). Resizing is Pillow's.
+The analyzer needs only these few operations, and they are defined here once. `warp_affine` and `pyr_down` are
+OpenCV's `warpAffine(INTER_LINEAR, BORDER_REPLICATE)` and `pyrDown`, run by OpenCV when it is installed (pip
+installs have it: MediaPipe depends on it; 5-8x faster) and otherwise by the NumPy versions below, which reproduce
+them: `pyr_down` bit-exactly, `warp_affine` within one grey level on about 0.002 % of pixels (tests/test_align.py
+checks both against OpenCV). That is what lets the desktop bundle leave ~150 MiB of OpenCV out
+(packaging/README.md). Resizing is Pillow's.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+_UNSET = object()
+_cv2 = _UNSET
+
+
+def _opencv():
+    """OpenCV's module, or None when it is not installed (or `LIBREFACE_NO_OPENCV=1` asks for the NumPy path,
+    which is what the desktop bundle runs). Imported on first use, so `import libreface` stays fast."""
+    global _cv2
+    if _cv2 is _UNSET:
+        try:
+            if os.environ.get("LIBREFACE_NO_OPENCV"):
+                raise ImportError
+            import cv2
+
+            _cv2 = cv2
+        except ImportError:
+            _cv2 = None
+    return _cv2
+
 
 def pyr_down(image: np.ndarray) -> np.ndarray:
     """Blur with the 5x5 binomial kernel and keep every other pixel (OpenCV's `pyrDown`, bit-exact).
@@ -20,6 +43,13 @@ def pyr_down(image: np.ndarray) -> np.ndarray:
     Returns:
         ((H + 1) // 2, (W + 1) // 2[, C]) uint8.
     """
+    cv2 = _opencv()
+    if cv2 is not None:
+        return cv2.pyrDown(np.ascontiguousarray(image))
+    return _pyr_down_numpy(image)
+
+
+def _pyr_down_numpy(image: np.ndarray) -> np.ndarray:
     a = np.asarray(image)
     h, w = a.shape[:2]
     oh, ow = (h + 1) // 2, (w + 1) // 2
@@ -72,6 +102,14 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) ->
     Returns:
         (height, width[, C]) uint8.
     """
+    cv2 = _opencv()
+    if cv2 is not None:
+        return cv2.warpAffine(np.ascontiguousarray(image), np.asarray(matrix, np.float64), tuple(size),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _warp_affine_numpy(image, matrix, size)
+
+
+def _warp_affine_numpy(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     src = np.asarray(image)
     h, w = src.shape[:2]
     flat = src.reshape(h * w, -1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from libreface.align import TEMPLATE_IDS, AlignFailed, align_face, align_matrix, template_px, to_model_input
-from libreface.imaging import invert_affine, pyr_down, resize, warp_affine
+from libreface.imaging import _pyr_down_numpy, _warp_affine_numpy, invert_affine, resize
 
 
 def _template_landmarks(size: int, scale: float = 1.0, shift=(0.0, 0.0)) -> np.ndarray:
@@ -65,13 +65,13 @@ def test_grey_models_see_the_luma_of_colour_crops():
 
 
 @pytest.mark.parametrize("shape", [(480, 640, 3), (101, 77, 3), (33, 20), (2, 7, 3), (1, 5), (5, 1, 3), (3, 3)])
-def test_pyramid_reduction_is_opencvs_bit_for_bit(shape):
+def test_the_numpy_pyramid_reduction_is_opencvs_bit_for_bit(shape):
     cv2 = pytest.importorskip("cv2")
     img = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
-    np.testing.assert_array_equal(pyr_down(img), cv2.pyrDown(img))
+    np.testing.assert_array_equal(_pyr_down_numpy(img), cv2.pyrDown(img))
 
 
-def test_the_warp_is_opencvs_within_one_grey_level_on_a_few_pixels():
+def test_the_numpy_warp_is_opencvs_within_one_grey_level_on_a_few_pixels():
     cv2 = pytest.importorskip("cv2")
     from skimage import data
 
@@ -84,7 +84,7 @@ def test_the_warp_is_opencvs_within_one_grey_level_on_a_few_pixels():
                       [s * np.sin(a), s * np.cos(a), rng.uniform(-400, 60)]])
         for im in (img, img[..., 1].copy()):
             ref = cv2.warpAffine(im, m, (64, 48), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            out = warp_affine(im, m, (64, 48))
+            out = _warp_affine_numpy(im, m, (64, 48))
             assert out.shape == ref.shape and out.dtype == np.uint8
             diffs.append(np.abs(out.astype(int) - ref).ravel())
     diffs = np.concatenate(diffs)
