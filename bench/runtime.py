@@ -1,6 +1,6 @@
 """End-to-end speed of the analyzer, per stage, against the landmarker-only floor.
 
-    python bench/runtime.py [--videos DIR] [--threads 2] [--model au_r10t_int8.v2] [--json out.json]
+    python bench/runtime.py [--videos DIR] [--threads 2] [--model au_r10t_int8.v3] [--json out.json]
 
 For each video (the shared real videos when `../shared/data/videos` exists, plus a generated 1080p
 clip): decode-only fps; landmarker-only fps (MediaPipe FaceLandmarker in VIDEO mode over the same

@@ -13,7 +13,7 @@ COMMANDS = """```
 pip install torch==2.13.0 && pip install -e '.[train]' -c constraints.txt
 bash distill/train_all.sh ../shared/data            # prepare, MAE pretraining, teachers, students
 python -m distill export {run}                      # writes {run} (fp32) and its int8 twin
-python -m distill evaluate --runs {runs} --onnx {onnx} --out reports/
+python -m distill evaluate --runs {runs} --onnx {onnx} --out {out}/
 ```"""
 
 
@@ -22,8 +22,9 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
     report = json.loads(Path(report_json).read_text())
     _, cfg = load_run(run)
     hist = [json.loads(line) for line in (run_dir(run) / "history.jsonl").read_text().splitlines()]
-    teachers_wall = {t: json.loads((run_dir(t) / "done.json").read_text())["wall_seconds"]
-                     for t in cfg.teachers if (run_dir(t) / "done.json").exists()}
+    done = {t: json.loads((run_dir(t) / "done.json").read_text()) for t in cfg.teachers if (run_dir(t) / "done.json").exists()}
+    teachers_wall = {t: d["wall_seconds"] for t, d in done.items() if "wall_seconds" in d}
+    recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
     rows = {r["model"]: r for r in report["rows"]}
     lines = [
         f"# {name}", "",
@@ -37,7 +38,9 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (task losses only)'}; loss weights {cfg.weights}.",
         f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}; "
         f"wall time {sum(h['seconds'] for h in hist) / 60:.0f} min on 2 CPU cores"
-        + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + ".",
+        + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + "."
+        + "".join(f" {t} was rebuilt from `{Path(p).name}` by `distill recover` (its checkpoint was on another machine)."
+                  for t, p in recovered.items()),
         "- Data: FER+ `FER2013Train` (28,385 faces with 10-annotator votes; majority unknown / not-a-face dropped) and CK+ "
         "subjects whose number is not divisible by 5 (from the CK+48 training-subject subset), every image landmarked "
         "and aligned by the runtime's own MediaPipe front-end; faces the landmarker missed (6 %) are aligned with the "
@@ -57,8 +60,8 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     # the same architecture and schedule with / without distillation, when both were evaluated
-    twin = run.replace("_nokd.", ".") if "_nokd." in run else run.replace(".v", "_nokd.v", 1)
-    for key in ["blendshape baseline", *cfg.teachers, twin, run, *onnx_files]:
+    twin = cfg.ablation or (run.replace("_nokd.", ".") if "_nokd." in run else run.replace(".v", "_nokd.v", 1))
+    for key in dict.fromkeys(["blendshape baseline", *cfg.teachers, twin, run, *onnx_files]):  # a teacher may be the twin
         r = rows.get(key)
         if r:
             speed = f"{r.get('ms_per_face_batch1', '–')}, {r.get('ms_per_face_batch16', '–')}" if r["kind"] == "onnx" else "–"
@@ -74,7 +77,8 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "follow the calibrated blendshape signal. Speed: ONNX Runtime, 2 threads, median per face.",
         "",
         "## Commands", "",
-        COMMANDS.format(run=run, name=name, runs=" ".join([*cfg.teachers, run]), onnx=" ".join(f"weights/{o}" for o in onnx_files)),
+        COMMANDS.format(run=run, name=name, runs=" ".join(dict.fromkeys([*cfg.teachers, twin, run])),
+                        onnx=" ".join(f"weights/{o}" for o in onnx_files), out=Path(report_json).parent.as_posix()),
         "",
         "## Terms of use",
         "",

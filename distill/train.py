@@ -47,6 +47,8 @@ class TrainConfig:
             matching the stored teacher outputs, shift +-2 px, photometric).
         ck_oversample: CK+ training rows are repeated this many times per epoch (they are few).
         limit: use only the first `limit` training rows (smoke runs).
+        ablation: the run of the same student and schedule without distillation, which the model card and the
+            README compare this one with (default: the `_nokd` twin of the same version).
     """
 
     name: str
@@ -67,6 +69,7 @@ class TrainConfig:
     weights: dict = field(default_factory=dict)
     limit: int | None = None
     prepared: str | None = None
+    ablation: str | None = None
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":

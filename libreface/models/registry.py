@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 
-DEFAULT_MODEL = "au_r10t_int8.v2"
+DEFAULT_MODEL = "au_r10t_int8.v3"
 
 
 @dataclass(frozen=True)

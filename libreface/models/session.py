@@ -29,7 +29,7 @@ class ModelCard:
     """What a student model says about itself (its `libreface.card` metadata).
 
     Attributes:
-        name: registry name, e.g. "au_r10t_int8.v2".
+        name: registry name, e.g. "au_r10t_int8.v3".
         version: model version string.
         input_size: side of the square aligned crop, pixels.
         mean, std: per-channel normalisation on the 0..1 scale (RGB order).
@@ -91,7 +91,7 @@ def default_threads() -> int:
 class StudentModel:
     """One ONNX Runtime session for a registered student, loaded and verified once.
 
-    >>> model = StudentModel.load("au_r10t_int8.v2", threads=2)
+    >>> model = StudentModel.load("au_r10t_int8.v3", threads=2)
     >>> out = model.run_crops(crops)       # crops: (N, S, S, 3) uint8 aligned faces
     >>> out["au_intensity"].shape          # (N, 12), 0..5
     """
