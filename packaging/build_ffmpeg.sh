@@ -9,7 +9,9 @@
 # with the demuxers, parsers and decoders of the video formats people record in, the V4L2 camera input, swscale
 # and swresample, and nothing else (~12 MiB), then installs PyAV (same version as the pip install) from source
 # against it into PYTHON's environment. Everything comes from Debian and PyPI; the result is cached in PREFIX
-# (rerunning is a no-op). Needs root for apt-get (build tools: nasm, pkgconf, libdav1d-dev for AV1).
+# (rerunning is a no-op). Needs root for apt-get (build tools: nasm, pkgconf, libdav1d-dev for AV1); when the
+# configured Debian release has another FFmpeg source, it adds a deb-src entry for unstable
+# (/etc/apt/sources.list.d/libreface-ffmpeg-src.sources) to fetch that one tarball.
 set -euo pipefail
 
 PREFIX="$(mkdir -p "$1" && cd "$1" && pwd)"
