@@ -271,7 +271,6 @@ class FaceFrontEnd:
     def _tile_scan(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """Detector boxes over overlapping tiles; each tile is a third of the frame's short side
         wide (the detector then sees a 60 px face in 1080p as a fifth of its input)."""
-
         h, w = rgb.shape[:2]
         tile = max(160, min(h, w) // 3)
         step = tile * 2 // 3
