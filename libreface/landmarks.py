@@ -28,6 +28,8 @@ from .errors import ModelError
 from .imaging import resize
 
 N_LANDMARKS = 478
+FULL_FRAME_MIN_FRACTION = 0.22
+"""Face side, as a fraction of the frame's long side, from which the full-frame detector finds faces reliably."""
 BLENDSHAPE_NAMES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
     "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
@@ -332,14 +334,18 @@ class FaceFrontEnd:
             if len(faces) < o.max_faces and (self._n % o.scan_every == 0 or not o.video):
                 for box, score in self._tile_scan(rgb):
                     seeds.append(_SmallTrack(box, score))
+            # The full-frame detector sees the frame shrunk to 128 px: it finds faces reliably from about a fifth of
+            # the long side (bench/small_faces.py: 1080p, 300 px faces 50 %, 400 px 100 %). Below that, its silence
+            # says nothing, so every seed up to there gets the region pass.
+            trust_px = max(o.small_face_px * 1.5, FULL_FRAME_MIN_FRACTION * max(h, w))
             refined: list[FaceLandmarks] = []
             for seed in _nms([(t.box_px, t.score) for t in seeds], 0.3):
                 if len(big) + len(refined) >= o.max_faces:  # the cap bounds the cost, not the crowd
                     break
                 if any(box_iou(seed[0], f.box_px) > 0.3 for f in big + refined):
                     continue
-                if max(seed[0][2] - seed[0][0], seed[0][3] - seed[0][1]) >= o.small_face_px * 1.5:
-                    continue  # a big face the full-frame landmarker rejected: trust it
+                if max(seed[0][2] - seed[0][0], seed[0][3] - seed[0][1]) >= trust_px:
+                    continue  # a face big enough for the full-frame landmarker, which rejected it: trust it
                 face = self._region_landmarks(rgb, seed[0])
                 if face is not None and not any(box_iou(face.box_px, f.box_px) > 0.3 for f in big + refined):
                     refined.append(face)

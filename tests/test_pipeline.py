@@ -169,3 +169,25 @@ def test_a_face_leaving_the_video_turns_into_success_0_rows(shared_videos):
     assert len(df) == 169
     assert (df.loc[df["frame"] < 70, "success"] == 1).mean() > 0.95
     assert (df.loc[df["frame"] > 75, "success"] == 0).all()
+
+
+@pytest.mark.parametrize("face_px", [180, 220])
+def test_a_mid_sized_face_in_1080p_that_the_full_frame_detector_misses_is_found(face_px):
+    """MediaPipe's detector sees the frame shrunk to 128 px: in 1080p it misses faces up to ~300 px, not only small
+    ones. The region pass must take them too (it used to stop at 165 px)."""
+    from skimage import data
+
+    from libreface.imaging import resize
+    from libreface.landmarks import FaceFrontEnd, FrontEndOptions, box_iou
+
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    head = data.astronaut()[51:197, 152:298]  # her face (a ~108 px landmark box) with a 35 % margin
+    side = int(face_px * 1.35)
+    x0, y0 = 740, 500  # inside one scan tile (tiles of 360 px every 240 px)
+    frame[y0 : y0 + side, x0 : x0 + side] = resize(head, (side, side))
+    m = (side - face_px) / 2
+    with FaceFrontEnd(FrontEndOptions(video=False, small_faces=False, max_faces=1)) as plain, \
+            FaceFrontEnd(FrontEndOptions(video=False, small_faces=True, max_faces=1)) as front_end:
+        assert plain.detect(frame) == []  # what makes the region pass necessary at this size
+        (face,) = front_end.detect(frame)
+    assert box_iou(face.box_px, (x0 + m, y0 + m, x0 + m + face_px, y0 + m + face_px)) > 0.5
