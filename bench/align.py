@@ -48,7 +48,7 @@ def main() -> int:
     rows = {}
     for path in ("opencv", "numpy"):
         imaging._cv2 = imaging._UNSET if path == "opencv" else None
-        if path == "opencv" and imaging._opencv() is None:
+        if path == "opencv" and imaging.opencv() is None:
             continue
         rows[path] = {k: ms_per_face(v) for k, v in sets.items()}
     print("| path | " + " | ".join(f"{k} (face ~{sizes[k]} px) ms/face" for k in sets) + " |")

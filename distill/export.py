@@ -174,8 +174,9 @@ def recover_run(onnx_path: Path, config: Path, atol: float = 1e-3) -> Path:
     Checkpoints live in the cache outside git and are gone on a new machine; the shipped fp32 ONNX file holds the
     same weights with each batch norm folded into the convolution before it. Here every ONNX convolution (in graph
     order) goes back into the student's Conv2d modules (in module order), each following BatchNorm2d becomes the
-    identity carrying the folded bias, and the heads are copied by name. The rebuilt network is checked against
-    ONNX Runtime on random input (outputs and every stage map within `atol`) before `<cache>/runs/<name>/` is
+    identity carrying the folded bias, and the heads are copied by name. The rebuilt network's four contract outputs
+    are checked against ONNX Runtime on random input (within `atol`; the stage maps, which the ONNX file does not
+    carry, follow from the same convolutions) before `<cache>/runs/<name>/` is
     written (`config.yaml`, `best.pt`, `last.pt` and a `done.json` that says where it came from). The result is for
     inference and teaching; training it further would start from folded batch norms.
 
@@ -203,9 +204,8 @@ def recover_run(onnx_path: Path, config: Path, atol: float = 1e-3) -> Path:
     init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     convs = [n for n in m.graph.node if n.op_type == "Conv"]
     model = build_model(cfg).eval()
-    modules = list(model.trunk.named_modules())
-    pairs, pending = [], None
-    for name, mod in modules:
+    pairs, pending = [], None  # (Conv2d, the BatchNorm2d after it), in module order
+    for mod in model.trunk.modules():
         if isinstance(mod, torch.nn.Conv2d):
             if pending is not None:
                 pairs.append((pending, None))

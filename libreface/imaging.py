@@ -18,9 +18,10 @@ _UNSET = object()
 _cv2 = _UNSET
 
 
-def _opencv():
-    """OpenCV's module, or None when it is not installed (or `LIBREFACE_NO_OPENCV=1` asks for the NumPy path,
-    which is what the desktop bundle runs). Imported on first use, so `import libreface` stays fast."""
+def opencv():
+    """OpenCV's module, or None when it is not installed or `LIBREFACE_NO_OPENCV=1` asks for what the desktop
+    bundle runs (the NumPy pixel operations here, cameras through PyAV). The one place that decides whether the
+    runtime uses OpenCV; imported on first use, so `import libreface` stays fast."""
     global _cv2
     if _cv2 is _UNSET:
         try:
@@ -43,7 +44,7 @@ def pyr_down(image: np.ndarray) -> np.ndarray:
     Returns:
         ((H + 1) // 2, (W + 1) // 2[, C]) uint8.
     """
-    cv2 = _opencv()
+    cv2 = opencv()
     if cv2 is not None:
         return cv2.pyrDown(np.ascontiguousarray(image))
     return _pyr_down_numpy(image)
@@ -102,7 +103,7 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) ->
     Returns:
         (height, width[, C]) uint8.
     """
-    cv2 = _opencv()
+    cv2 = opencv()
     if cv2 is not None:
         return cv2.warpAffine(np.ascontiguousarray(image), np.asarray(matrix, np.float64), tuple(size),
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -150,8 +151,3 @@ def resize(image: np.ndarray, size: tuple[int, int], smooth: bool = False) -> np
     method = Image.Resampling.BOX if shrink else (Image.Resampling.BILINEAR if smooth else Image.Resampling.BICUBIC)
     return np.asarray(Image.fromarray(src).resize(tuple(size), method))
 
-
-def to_grey(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) uint8 luma (ITU-R BT.601 weights, as OpenCV and Pillow)."""
-    luma = np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)

@@ -487,9 +487,9 @@ class _OpenCVCamera:
     """A camera through OpenCV's VideoCapture (pip installs: MediaPipe brings OpenCV; any platform, by index)."""
 
     def __init__(self, index: int, width: int | None, height: int | None) -> None:
-        import cv2
+        from .imaging import opencv
 
-        self._cv2 = cv2
+        cv2 = self._cv2 = opencv()
         capture = cv2.VideoCapture(index)
         if not capture.isOpened():
             capture.release()
@@ -529,7 +529,7 @@ class _FFmpegCamera:
         import av
 
         if sys.platform not in CAMERA_INPUT_FORMATS:
-            raise OSError(f"no camera input without OpenCV on {sys.platform}: pip install opencv-python-headless")
+            raise OSError(f"no camera input without OpenCV on {sys.platform}: pip install opencv-contrib-python")
         fmt, device = CAMERA_INPUT_FORMATS[sys.platform]
         options = {"video_size": f"{width}x{height}"} if width and height else {}
         try:
@@ -556,11 +556,9 @@ class _FFmpegCamera:
 
 
 def _open_camera(index: int, width: int | None, height: int | None) -> _OpenCVCamera | _FFmpegCamera:
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return _FFmpegCamera(index, width, height)
-    return _OpenCVCamera(index, width, height)
+    from .imaging import opencv
+
+    return _OpenCVCamera(index, width, height) if opencv() is not None else _FFmpegCamera(index, width, height)
 
 
 class WebcamSource(Source):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from libreface import imaging
 from libreface.errors import InputError
 from libreface.sources import (
     Frame,
@@ -292,6 +293,7 @@ def test_without_opencv_a_webcam_is_read_with_ffmpegs_device_input(monkeypatch, 
         return real_open(str(media.cfr))
 
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` raises ImportError
+    monkeypatch.setattr(imaging, "_cv2", imaging._UNSET)  # ...and libreface asks again
     monkeypatch.setattr(av, "open", device_open)
     monkeypatch.setattr(sys, "platform", "linux")
     source, frames = decode_all(WebcamSource(2, width=640, height=480))
@@ -307,6 +309,7 @@ def test_without_opencv_a_webcam_is_read_with_ffmpegs_device_input(monkeypatch, 
 
 def test_without_opencv_a_missing_camera_is_one_line_naming_the_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
+    monkeypatch.setattr(imaging, "_cv2", imaging._UNSET)
     monkeypatch.setattr(sys, "platform", "linux")
     with pytest.raises(InputError, match=r"webcam 99: cannot be opened \(.*/dev/video99.*\)") as err:
         WebcamSource(99)
