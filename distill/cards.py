@@ -36,7 +36,8 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "## Training",
         "",
         f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (task losses only)'}; loss weights {cfg.weights}.",
-        f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}; "
+        f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}"
+        + (", bfloat16 autocast (float32 weights and losses)" if cfg.amp == "bf16" else "") + "; "
         f"wall time {sum(h['seconds'] for h in hist) / 60:.0f} min on 2 CPU cores"
         + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + "."
         + "".join(f" {t} was rebuilt from `{Path(p).name}` by `distill recover` (its checkpoint was on another machine)."

@@ -49,6 +49,9 @@ class TrainConfig:
         limit: use only the first `limit` training rows (smoke runs).
         ablation: the run of the same student and schedule without distillation, which the model card and the
             README compare this one with (default: the `_nokd` twin of the same version).
+        amp: "none" (float32) or "bf16": forward passes under bfloat16 autocast, weights, optimiser and losses in
+            float32. About 2x (ResNet) to 3x (Swin) faster on CPUs with AMX or AVX-512 BF16 (`lscpu | grep amx_bf16`),
+            slower on CPUs without them.
     """
 
     name: str
@@ -70,6 +73,7 @@ class TrainConfig:
     limit: int | None = None
     prepared: str | None = None
     ablation: str | None = None
+    amp: str = "none"
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -80,6 +84,8 @@ class TrainConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        if d.get("amp", "none") not in ("none", "bf16"):
+            raise ValueError(f"{path}: amp must be 'none' or 'bf16', not {d['amp']!r}")
         return cls(**d)
 
     @property
@@ -184,6 +190,11 @@ def load_run(name: str, which: str = "best"):
     model.load_state_dict(state["model"])
     model.eval()
     return model, cfg
+
+
+def _float32(out: dict) -> dict:
+    """A model's outputs (tensors, or lists of stage maps) cast to float32, for the losses."""
+    return {k: [m.float() for m in v] if isinstance(v, list) else v.float() for k, v in out.items()}
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -291,6 +302,7 @@ def train(cfg: TrainConfig) -> Path:
         rng = np.random.default_rng()
         rng.bit_generator.state = st["np_rng"]
         print(f"{cfg.name}: resuming after epoch {st['epoch'] + 1}/{cfg.epochs}")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         model.train()
@@ -305,11 +317,14 @@ def train(cfg: TrainConfig) -> Path:
             imgs = torch.from_numpy(tr.images[idx])
             if cfg.stage == "mae":
                 x = augment(imgs, "kd", g)
-                terms = {"mae": model.mae_loss(x, cfg.mask_ratio, generator=g)}
+                with autocast:
+                    terms = {"mae": model.mae_loss(x, cfg.mask_ratio, generator=g).float()}
             else:
                 view = torch.rand(len(idx), generator=g) < 0.5 if targets else None
                 x = augment(imgs, cfg.aug, g, flip=view)
-                out = model(x)
+                with autocast:
+                    out = model(x)
+                out = _float32(out)
                 terms = task_loss(out, _batch_labels(tr, idx), w)
                 if distiller:
                     v = view.long()

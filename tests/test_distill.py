@@ -148,3 +148,24 @@ def test_a_shipped_fp32_student_rebuilds_its_run_to_teach_again(smoke, tmp_path,
         torch.testing.assert_close(map_a, map_b, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="int8"):
         recover_run(int8, config)
+
+
+@pytest.mark.train
+def test_a_bfloat16_stage_distils_with_finite_losses_and_checks_its_config(smoke, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from distill.train import TrainConfig, train
+
+    cache = Path(smoke["weights"][0]).parent.parent / "cache"
+    monkeypatch.setenv("LIBREFACE_CACHE", str(cache))
+    cfg = TrainConfig(name="smoke_bf16.v0", stage="student", arch="au_r10t", teachers=["smoke_au_r18.v1"], epochs=1,
+                      batch_size=32, limit=96, amp="bf16", weights={"feat": 0.5})
+    out = train(cfg)
+    rec = json.loads((out / "history.jsonl").read_text().splitlines()[-1])
+    losses = {k: v for k, v in rec.items() if k.startswith("loss_")}
+    assert {"loss_expr", "loss_feat", "loss_emb", "loss_soft"} <= set(losses)
+    assert all(np.isfinite(v) and v > 0 for v in losses.values())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstage: student\narch: au_r10t\namp: fp16\n")
+    with pytest.raises(ValueError, match="amp must be"):
+        TrainConfig.from_yaml(bad)
