@@ -50,7 +50,7 @@ class TrainConfig:
         ablation: the run of the same student and schedule without distillation, which the model card and the
             README compare this one with (default: the `_nokd` twin of the same version).
         amp: "none" (float32) or "bf16": forward passes under bfloat16 autocast, weights, optimiser and losses in
-            float32. About 2x (ResNet) to 3x (Swin) faster on CPUs with AMX or AVX-512 BF16 (`lscpu | grep amx_bf16`),
+            float32. About 2x faster per ResNet-10-T epoch on CPUs with AMX or AVX-512 BF16 (`lscpu | grep amx_bf16`),
             slower on CPUs without them.
     """
 

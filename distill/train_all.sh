@@ -11,7 +11,7 @@ cache=${LIBREFACE_CACHE:-$HOME/.cache/libreface}
 [ -f "$cache/prepared/ferplus/prepare_report.json" ] && [ -f "$cache/prepared/ckplus/prepare_report.json" ] ||
   python -m distill prepare --dataset ferplus "$data/ferplus" --dataset ckplus "$data/ckplus48"
 if [ "${RECOVER:-0}" = 1 ]; then
-  for pair in au_r18.v1:student_r18 au_r10t.v1:student_r10t au_r10t.v2:student_r10t_v2 au_r10t.v3:student_r10t_v3; do
+  for pair in au_r18.v1:student_r18 au_r10t.v1:student_r10t au_r10t.v2:student_r10t_v2 au_r10t.v3:student_r10t_v3 au_r10t.v4:student_r10t_v4; do
     run=${pair%%:*} cfg=${pair##*:}
     [ -f "$cache/runs/$run/done.json" ] || python -m distill recover "weights/$run.onnx" "distill/configs/$cfg.yaml"
   done
@@ -28,4 +28,4 @@ python -m distill train-student distill/configs/student_r10t_nokd_v2.yaml  # abl
 python -m distill train-student distill/configs/student_r10t_v3.yaml    # teachers: au_r10t.v2, au_r10t_nokd.v2
 python -m distill train-student distill/configs/student_r10t_nokd_v4.yaml  # 18 epochs, bfloat16 (ablation partner of v4)
 python -m distill train-student distill/configs/student_r10t_v4.yaml    # teachers: au_r10t_nokd.v4, au_r10t.v3, au_r10t.v2
-python -m distill train-teacher distill/configs/teacher_swin_v2.yaml   # next: the longer Swin teacher (~1 h)
+python -m distill train-teacher distill/configs/teacher_swin_v2.yaml   # next: a 30-epoch Swin teacher from scratch (bfloat16, 2 h+)
