@@ -84,9 +84,14 @@ class TrainConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        if d.get("amp", "none") not in ("none", "bf16"):
-            raise ValueError(f"{path}: amp must be 'none' or 'bf16', not {d['amp']!r}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def __post_init__(self) -> None:
+        if self.amp not in ("none", "bf16"):
+            raise ValueError(f"amp must be 'none' or 'bf16', not {self.amp!r}")
 
     @property
     def loss_weights(self) -> LossWeights:

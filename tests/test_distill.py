@@ -167,5 +167,7 @@ def test_a_bfloat16_stage_distils_with_finite_losses_and_checks_its_config(smoke
     assert all(np.isfinite(v) and v > 0 for v in losses.values())
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nstage: student\narch: au_r10t\namp: fp16\n")
-    with pytest.raises(ValueError, match="amp must be"):
+    with pytest.raises(ValueError, match="bad.yaml: amp must be"):
         TrainConfig.from_yaml(bad)
+    with pytest.raises(ValueError, match="amp must be"):
+        TrainConfig(name="x", stage="student", arch="au_r10t", amp="fp16")
