@@ -62,7 +62,8 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
     ]
     # the same architecture and schedule with / without distillation, when both were evaluated
     twin = cfg.ablation or (run.replace("_nokd.", ".") if "_nokd." in run else run.replace(".v", "_nokd.v", 1))
-    for key in dict.fromkeys(["blendshape baseline", *cfg.teachers, twin, run, *onnx_files]):  # a teacher may be the twin
+    mirrored = [f"{o} +mirror" for o in onnx_files]  # as the analyzer runs them by default
+    for key in dict.fromkeys(["blendshape baseline", *cfg.teachers, twin, run, *onnx_files, *mirrored]):  # a teacher may be the twin
         r = rows.get(key)
         if r:
             speed = f"{r.get('ms_per_face_batch1', '–')}, {r.get('ms_per_face_batch16', '–')}" if r["kind"] == "onnx" else "–"
@@ -75,7 +76,8 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         f"annotators. CK+ = {n['ck_test']} images of {n['ck_test_subjects']} CK+ subjects never used in training (numbers "
         "divisible by 5 within the local training-subject subset), emotion labels and human FACS AU codes; AU AUC/F1 "
         "compare the occurrence probability with those codes (F1 at 0.5). Intensities have no human reference here: they "
-        "follow the calibrated blendshape signal. Speed: ONNX Runtime, 2 threads, median per face.",
+        "follow the calibrated blendshape signal. `+mirror`: each face also run mirrored and the two outputs averaged, "
+        "as `libreface` does unless `--no-mirror` is given. Speed: ONNX Runtime, 2 threads, median per face.",
         "",
         "## Commands", "",
         COMMANDS.format(run=run, name=name, runs=" ".join(dict.fromkeys([*cfg.teachers, twin, run])),

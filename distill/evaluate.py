@@ -118,11 +118,12 @@ def baseline_metrics(table: Table, trace: list[float]) -> dict:
 # the report
 
 
-def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256) -> dict[str, np.ndarray]:
-    """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table."""
+def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False) -> dict[str, np.ndarray]:
+    """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table;
+    `mirror` averages each face with its mirror image, as the analyzer does by default."""
     from libreface.models.session import StudentModel
 
-    model = StudentModel(path, threads=threads)
+    model = StudentModel(path, threads=threads, mirror=mirror)
     outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
     for i in range(0, len(table), batch):
         g = table.images[i : i + batch]
@@ -132,13 +133,14 @@ def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256) -> dict
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def onnx_ms_per_face(path, threads: int = 2, batch: int = 16, repeats: int = 30) -> dict[str, float]:
-    """Median wall time per face (ms) at batch 1 and at `batch`, ONNX Runtime with `threads` threads."""
+def onnx_ms_per_face(path, threads: int = 2, batch: int = 16, repeats: int = 30, mirror: bool = False) -> dict[str, float]:
+    """Median wall time per face (ms) at batch 1 and at `batch` faces (with `mirror`, each face runs twice),
+    ONNX Runtime with `threads` threads."""
     import time
 
     from libreface.models.session import StudentModel
 
-    model = StudentModel(path, threads=threads)
+    model = StudentModel(path, threads=threads, mirror=mirror)
     s = model.card.input_size
     res = {}
     for n in (1, batch):
@@ -190,7 +192,8 @@ def _row(name: str, kind: str, m_test: dict, m_ck: dict, extra: dict | None = No
 def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2) -> dict:
     """Evaluate torch runs and exported ONNX models on FER+ test and CK+ held-out subjects.
 
-    Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
+    Every ONNX model is evaluated twice: as it is (row `<file>`) and with mirror averaging (row `<file> +mirror`,
+    the analyzer's default; see `libreface.models.session.StudentModel`). Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
     """
     import json
     from pathlib import Path
@@ -213,12 +216,14 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
         rows.append(_row(run, "torch", m_test, m_ck))
         details[run] = {"fer_test": m_test, "ck_test": m_ck}
     for path in map(Path, onnx):
-        m_test = task_metrics(onnx_predict(path, test, threads), test)
-        m_ck = task_metrics(onnx_predict(path, ck, threads), ck) if ck is not None else {}
-        speed = onnx_ms_per_face(path, threads=threads)
-        rows.append(_row(path.name, "onnx", m_test, m_ck, speed))
-        details[path.name] = {"fer_test": m_test, "ck_test": m_ck, "speed": speed}
-        confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{path.stem}.png", f"{path.stem}: FER+ test")
+        for mirror in (False, True):
+            name, stem = (f"{path.name} +mirror", f"{path.stem}_mirror") if mirror else (path.name, path.stem)
+            m_test = task_metrics(onnx_predict(path, test, threads, mirror=mirror), test)
+            m_ck = task_metrics(onnx_predict(path, ck, threads, mirror=mirror), ck) if ck is not None else {}
+            speed = onnx_ms_per_face(path, threads=threads, mirror=mirror)
+            rows.append(_row(name, "onnx", m_test, m_ck, speed))
+            details[name] = {"fer_test": m_test, "ck_test": m_ck, "speed": speed}
+            confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{stem}.png", f"{stem}: FER+ test")
     result = {"rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
               "n": {"fer_test": int(len(test)), "ck_test": int(len(ck)) if ck is not None else 0,
                     "ck_test_subjects": int(len(set(ck.subject))) if ck is not None else 0}}

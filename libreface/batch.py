@@ -120,7 +120,7 @@ class BatchSettings:
     Attributes:
         model: registered student name, or a path to an .onnx file.
         fmt: CSV layout, "native" or "openface".
-        max_faces, every, fps, small_faces: as in `AnalyzerOptions`.
+        max_faces, every, fps, small_faces, mirror: as in `AnalyzerOptions`.
         landmarks, blendshapes: extra CSV columns (blendshapes: native layout only).
         features: also write `features/<recording>.parquet`.
         threads: ONNX Runtime threads per worker; 0 = cores // workers (local) or 1 (remote scheduler).
@@ -133,6 +133,7 @@ class BatchSettings:
     every: int = 1
     fps: float | None = None
     small_faces: bool = True
+    mirror: bool = True
     landmarks: bool = False
     blendshapes: bool = False
     features: bool = False
@@ -155,7 +156,7 @@ class BatchSettings:
         from .pipeline import AnalyzerOptions
 
         return AnalyzerOptions(model=self.model, max_faces=self.max_faces, every=self.every, fps=self.fps,
-                               small_faces=self.small_faces, threads=threads)
+                               small_faces=self.small_faces, mirror=self.mirror, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -1125,6 +1126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--landmarks", action="store_true", help="add the landmark columns")
     p.add_argument("--blendshapes", action="store_true", help="add the 52 blendshape columns (native format)")
     p.add_argument("--no-small-faces", action="store_true", help="skip the second detection pass for small faces")
+    p.add_argument("--no-mirror", action="store_true", help="run each face once, not also mirrored and averaged")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads per worker; 0 = cores // workers (1 with --scheduler)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -1154,7 +1156,7 @@ def batch_command(argv: list[str]) -> int:
     if args.format == "openface" and args.blendshapes:
         p.error("--blendshapes is only available with --format native")
     settings = BatchSettings(model=args.model, fmt=args.format, max_faces=args.max_faces, every=args.every,
-                             fps=args.fps, small_faces=not args.no_small_faces, landmarks=args.landmarks,
+                             fps=args.fps, small_faces=not args.no_small_faces, mirror=not args.no_mirror, landmarks=args.landmarks,
                              blendshapes=args.blendshapes, features=args.features, threads=args.threads)
     try:
         if (args.dask_local or args.scheduler) and not args.debug:

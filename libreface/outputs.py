@@ -356,6 +356,7 @@ def _provenance(labels: OutputLabels, fmt: str) -> dict:
 
     return {
         "model": labels.model,
+        "mirror": labels.mirror,
         "format": fmt,
         "libreface_version": __version__,
         "au_intensity": list(labels.au_intensity),

@@ -22,6 +22,7 @@ class OutputLabels:
         expressions: class names of `FaceResult.expression`, e.g. ("neutral", "happiness", ...).
         feature_dim: length of `FaceResult.features`.
         model: registry name of the model that produced them.
+        mirror: whether each value is the mean over the face and its mirror image (`AnalyzerOptions.mirror`).
     """
 
     au_intensity: tuple[str, ...]
@@ -30,6 +31,7 @@ class OutputLabels:
     expressions: tuple[str, ...]
     feature_dim: int
     model: str = ""
+    mirror: bool = False
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,29 @@ def test_an_empty_batch_gives_empty_outputs(weights_copy):
     assert out["au_intensity"].shape == (0, 12) and out["features"].shape == (0, 3)
 
 
+def test_mirror_averaging_is_the_mean_of_the_face_and_its_mirror_image(weights_copy):
+    crops = np.random.default_rng(2).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    plain = StudentModel.load("tiny.v1", threads=1)
+    mirrored = StudentModel.load("tiny.v1", threads=1, mirror=True)
+    a, b, both = plain.run_crops(crops), plain.run_crops(crops[:, :, ::-1]), mirrored.run_crops(crops)
+    for k in OUTPUTS:
+        assert both[k].shape == a[k].shape
+        np.testing.assert_allclose(both[k], 0.5 * (a[k] + b[k]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both["expression"].sum(1), 1.0, rtol=1e-5)
+    assert mirrored.run_crops(np.zeros((0, 16, 16, 3), np.uint8))["features"].shape == (0, 3)
+
+
+def test_the_shipped_default_gives_a_symmetric_face_the_same_outputs_with_or_without_mirror():
+    from libreface.models.registry import DEFAULT_MODEL
+
+    half = np.random.default_rng(3).integers(0, 255, (2, 64, 32, 3), dtype=np.uint8)
+    crops = np.concatenate([half, half[:, :, ::-1]], axis=2)  # left-right symmetric faces
+    plain = StudentModel.load(DEFAULT_MODEL, threads=1).run_crops(crops)
+    mirrored = StudentModel.load(DEFAULT_MODEL, threads=1, mirror=True).run_crops(crops)
+    for k in OUTPUTS:
+        np.testing.assert_allclose(mirrored[k], plain[k], rtol=1e-4, atol=1e-4)
+
+
 def test_tampered_weights_are_refused_with_one_line(weights_copy):
     path = weights_copy / "tiny.v1.onnx"
     data = bytearray(path.read_bytes())

@@ -144,7 +144,18 @@ def test_features_are_written_keyed_by_frame_and_face(analyzer, tmp_path):
 
 def test_the_convenience_function_returns_a_dataframe_with_provenance():
     df = libreface.analyze(EXAMPLE, every=10, threads=2)
-    assert len(df) == 15 and df.attrs["libreface"]["model"]
+    assert len(df) == 15 and df.attrs["libreface"]["model"] and df.attrs["libreface"]["mirror"] is True
+
+
+def test_without_mirror_the_outputs_change_a_little_and_the_provenance_says_so():
+    on = libreface.analyze(EXAMPLE, every=10, threads=2)
+    off = libreface.analyze(EXAMPLE, every=10, threads=2, mirror=False)
+    assert off.attrs["libreface"]["mirror"] is False
+    cols = [c for c in on.columns if c.endswith("_intensity")] + on.attrs["libreface"]["expressions"]
+    assert len(cols) == 20
+    diff = (on[cols] - off[cols]).abs().to_numpy()
+    assert 0 < np.nanmax(diff) < 1.0  # the same face seen twice: close, not identical
+    pd.testing.assert_series_equal(on["timestamp"], off["timestamp"])
 
 
 @pytest.mark.data

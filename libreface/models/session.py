@@ -94,9 +94,15 @@ class StudentModel:
     >>> model = StudentModel.load("au_r10t_int8.v3", threads=2)
     >>> out = model.run_crops(crops)       # crops: (N, S, S, 3) uint8 aligned faces
     >>> out["au_intensity"].shape          # (N, 12), 0..5
+
+    With `mirror=True` every face is also run mirrored left-right (in the same session call) and the two
+    views' outputs are averaged: probabilities, intensities and the feature vector alike. The faces are
+    aligned upright and centred, so the mirror image is the same face seen from the other side; averaging
+    the two cancels part of each view's error (FER+ test +0.2 to +0.5 points, CK+ +0.6 to +1.2 for the
+    shipped students, `distill evaluate` rows `+mirror`) for twice the model time.
     """
 
-    def __init__(self, path: Path, threads: int = 0, name: str | None = None) -> None:
+    def __init__(self, path: Path, threads: int = 0, name: str | None = None, mirror: bool = False) -> None:
         # ONNX Runtime's usage telemetry writes a device id and a database under ~/.cache; the
         # analyzer writes nothing but its outputs, so it is switched off before the first import.
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -132,16 +138,17 @@ class StudentModel:
         self.path = path
         self.name = name or self.card.name
         self.threads = so.intra_op_num_threads
+        self.mirror = mirror
 
     @classmethod
-    def load(cls, name: str, threads: int = 0) -> "StudentModel":
+    def load(cls, name: str, threads: int = 0, mirror: bool = False) -> "StudentModel":
         """Load registered model `name` after checking its sha256 against `weights/manifest.json`.
 
         A path to an existing `.onnx` file (e.g. heads fine-tuned by `libreface-distill finetune-heads`)
         is loaded as it is: it is the user's own file, so only its card is checked."""
         if name.endswith(".onnx") and Path(name).is_file():
-            return cls(Path(name), threads=threads)
-        return cls(verify(name), threads=threads, name=name)
+            return cls(Path(name), threads=threads, mirror=mirror)
+        return cls(verify(name), threads=threads, name=name, mirror=mirror)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB aligned crops -> (N, 3, S, S) float32 normalised as the card says."""
@@ -151,11 +158,11 @@ class StudentModel:
         return to_model_input(crops, c.mean, c.std, c.color)
 
     def run(self, faces: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the model on a preprocessed (N, 3, S, S) float32 batch.
+        """Run the model on a preprocessed (N, 3, S, S) float32 batch (and its mirror image when `self.mirror`).
 
         Returns:
             {"au_intensity": (N, A) 0..5, "au_occurrence": (N, K) 0..1, "expression": (N, 8) probabilities,
-            "features": (N, D)}, all float32.
+            "features": (N, D)}, all float32; with `mirror`, each the mean of the two views.
         """
         if len(faces) == 0:
             c = self.card
@@ -165,8 +172,12 @@ class StudentModel:
                 "expression": np.zeros((0, len(c.expressions)), np.float32),
                 "features": np.zeros((0, c.feature_dim), np.float32),
             }
-        values = self.session.run(list(OUTPUTS), {self.input_name: faces})
-        return dict(zip(OUTPUTS, values))
+        if not self.mirror:
+            return dict(zip(OUTPUTS, self.session.run(list(OUTPUTS), {self.input_name: faces})))
+        n = len(faces)
+        both = np.concatenate([faces, faces[..., ::-1]])
+        values = self.session.run(list(OUTPUTS), {self.input_name: both})
+        return {k: 0.5 * (v[:n] + v[n:]) for k, v in zip(OUTPUTS, values)}
 
     def run_crops(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """`run(preprocess(crops))`."""
