@@ -79,6 +79,8 @@ def test_the_smoke_chain_reports_every_model_and_the_baseline(smoke):
     onnx_rows = [r for r in smoke["rows"] if r["kind"] == "onnx"]
     assert all(r["ms_per_face_batch1"] > 0 for r in onnx_rows)
     assert all(0 <= r["fer_accuracy"] <= 1 for r in onnx_rows)
+    plain = {r["model"] for r in onnx_rows if not r["model"].endswith(" +mirror")}
+    assert {f"{n} +mirror" for n in plain} == {r["model"] for r in onnx_rows} - plain  # each also as the analyzer runs it
 
 
 @pytest.mark.train
