@@ -42,7 +42,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import report
 
-    result = report(args.runs, args.onnx, args.out, prepared=args.prepared, threads=args.threads)
+    result = report(args.runs, args.onnx, args.out, prepared=args.prepared, threads=args.threads, ensemble=args.ensemble)
     from .evaluate import markdown
 
     print(markdown(result))
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=Path("reports"), help="report folder")
     q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
     q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation and timing")
+    q.add_argument("--ensemble", nargs="*", type=Path, default=[],
+                   help="ONNX students whose averaged outputs are reported as one more model (are they better together?)")
     q.set_defaults(func=_evaluate)
 
     q = sub.add_parser("export", help="ONNX fp32 + static int8 in the runtime's model contract, into weights/")

@@ -189,11 +189,13 @@ def _row(name: str, kind: str, m_test: dict, m_ck: dict, extra: dict | None = No
             "au_mean_f1": m_ck.get("au_mean_f1"), **(extra or {})}
 
 
-def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2) -> dict:
+def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2, ensemble: list | None = None) -> dict:
     """Evaluate torch runs and exported ONNX models on FER+ test and CK+ held-out subjects.
 
     Every ONNX model is evaluated twice: as it is (row `<file>`) and with mirror averaging (row `<file> +mirror`,
-    the analyzer's default; see `libreface.models.session.StudentModel`). Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
+    the analyzer's default; see `libreface.models.session.StudentModel`). `ensemble`: ONNX files whose outputs are
+    averaged into one more pair of rows (`ensemble of N`, as it is and `+mirror`): how much better the students
+    would be together than alone, i.e. whether they have anything left to teach each other. Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
     """
     import json
     from pathlib import Path
@@ -224,6 +226,18 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
             rows.append(_row(name, "onnx", m_test, m_ck, speed))
             details[name] = {"fer_test": m_test, "ck_test": m_ck, "speed": speed}
             confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{stem}.png", f"{stem}: FER+ test")
+    if ensemble:
+        members = [Path(p) for p in ensemble]
+        for mirror in (False, True):
+            name = f"ensemble of {len(members)}: {' + '.join(p.stem for p in members)}" + (" +mirror" if mirror else "")
+            m = {}
+            for split, table in (("fer_test", test), ("ck_test", ck)):
+                if table is None:
+                    continue
+                preds = [onnx_predict(p, table, threads, mirror=mirror) for p in members]
+                m[split] = task_metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
+            rows.append(_row(name, "ensemble", m["fer_test"], m.get("ck_test", {})))
+            details[name] = m
     result = {"rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
               "n": {"fer_test": int(len(test)), "ck_test": int(len(ck)) if ck is not None else 0,
                     "ck_test_subjects": int(len(set(ck.subject))) if ck is not None else 0}}

@@ -81,6 +81,9 @@ def test_the_smoke_chain_reports_every_model_and_the_baseline(smoke):
     assert all(0 <= r["fer_accuracy"] <= 1 for r in onnx_rows)
     plain = {r["model"] for r in onnx_rows if not r["model"].endswith(" +mirror")}
     assert {f"{n} +mirror" for n in plain} == {r["model"] for r in onnx_rows} - plain  # each also as the analyzer runs it
+    ensemble = [r for r in smoke["rows"] if r["kind"] == "ensemble"]
+    assert [r["model"].endswith(" +mirror") for r in ensemble] == [False, True]
+    assert all(0 <= r["fer_accuracy"] <= 1 for r in ensemble)
 
 
 @pytest.mark.train
