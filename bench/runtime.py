@@ -1,6 +1,6 @@
 """End-to-end speed of the analyzer, per stage, against the landmarker-only floor.
 
-    python bench/runtime.py [--videos DIR] [--threads 2] [--model au_r10t_int8.v3] [--json out.json]
+    python bench/runtime.py [--videos DIR] [--threads 2] [--model au_r10t_int8.v3] [--no-mirror] [--json out.json]
 
 For each video (the shared real videos when `../shared/data/videos` exists, plus a generated 1080p
 clip): decode-only fps; landmarker-only fps (MediaPipe FaceLandmarker in VIDEO mode over the same
@@ -49,7 +49,7 @@ def make_1080p(path: Path, seconds: float = 6.0, fps: int = 30) -> Path:
     return path
 
 
-def stage_times(path: Path, model_name: str, threads: int) -> dict:
+def stage_times(path: Path, model_name: str, threads: int, mirror: bool = True) -> dict:
     """Each stage alone over the whole video, in ms per frame (models: per frame, batched 16 frames)."""
     from libreface.align import align_face
     from libreface.landmarks import FaceFrontEnd, FrontEndOptions
@@ -63,7 +63,7 @@ def stage_times(path: Path, model_name: str, threads: int) -> dict:
         frames = [(f.index, f.timestamp_s, f.rgb) for f in src]
     decode = time.perf_counter() - t
     n = len(frames)
-    model = StudentModel.load(model_name, threads=threads)
+    model = StudentModel.load(model_name, threads=threads, mirror=mirror)
     size = model.card.input_size
     with FaceFrontEnd(FrontEndOptions(max_faces=1, small_faces=True)) as fe:
         t = time.perf_counter()
@@ -81,7 +81,7 @@ def stage_times(path: Path, model_name: str, threads: int) -> dict:
     for i in range(0, len(crops), 16):
         model.run_crops(np.stack(crops[i : i + 16]))
     models = time.perf_counter() - t
-    with Analyzer(AnalyzerOptions(model=model_name, threads=threads)) as a:
+    with Analyzer(AnalyzerOptions(model=model_name, threads=threads, mirror=mirror)) as a:
         results = list(a.process(path))
         labels = a.labels
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,11 +95,11 @@ def stage_times(path: Path, model_name: str, threads: int) -> dict:
             "align_ms": ms(align), "models_ms": ms(models), "write_ms": ms(write), "faces": len(crops)}
 
 
-def end_to_end(path: Path, model_name: str, threads: int) -> dict:
+def end_to_end(path: Path, model_name: str, threads: int, mirror: bool = True) -> dict:
     """Wall-clock fps of the full pipeline writing CSV + features with every column group on."""
     from libreface.pipeline import Analyzer, AnalyzerOptions
 
-    with Analyzer(AnalyzerOptions(model=model_name, threads=threads)) as a, tempfile.TemporaryDirectory() as tmp:
+    with Analyzer(AnalyzerOptions(model=model_name, threads=threads, mirror=mirror)) as a, tempfile.TemporaryDirectory() as tmp:
         a.analyze_to_files(path, Path(tmp) / "warm.csv")  # warm-up (file cache, ORT arenas)
         t = time.perf_counter()
         s = a.analyze_to_files(path, Path(tmp) / "out.csv", landmarks=True, blendshapes=True,
@@ -113,6 +113,7 @@ def main() -> int:
     p.add_argument("--videos", type=Path, default=REPO.parent / "shared" / "data" / "videos")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None)
+    p.add_argument("--no-mirror", action="store_true", help="run each face once (the analyzer's --no-mirror)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     from libreface.models.registry import DEFAULT_MODEL
@@ -124,13 +125,14 @@ def main() -> int:
     videos.append(make_1080p(tmp / "generated_1080p.mp4"))
     rows = []
     for v in videos:
-        row = {"video": v.name, **stage_times(v, model, args.threads), **end_to_end(v, model, args.threads)}
+        row = {"video": v.name, **stage_times(v, model, args.threads, not args.no_mirror),
+               **end_to_end(v, model, args.threads, not args.no_mirror)}
         floor_fps = 1000 / row["landmarker_only_ms"]
         row["landmarker_only_fps"] = round(floor_fps, 1)
         row["e2e_vs_floor"] = round(row["e2e_fps"] / floor_fps, 2)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
-    print(f"model {model}, {args.threads} ONNX Runtime threads, {default_threads()} cores\n")
+    print(f"model {model}{'' if args.no_mirror else ' +mirror'}, {args.threads} ONNX Runtime threads, {default_threads()} cores\n")
     print("| video | frames | decode ms | landmarks ms | align ms | models ms | write ms | landmarker-only fps | end-to-end fps | e2e / floor |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

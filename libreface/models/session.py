@@ -98,8 +98,8 @@ class StudentModel:
     With `mirror=True` every face is also run mirrored left-right (in the same session call) and the two
     views' outputs are averaged: probabilities, intensities and the feature vector alike. The faces are
     aligned upright and centred, so the mirror image is the same face seen from the other side; averaging
-    the two cancels part of each view's error (FER+ test +0.2 to +0.5 points, CK+ +0.6 to +1.2 for the
-    shipped students, `distill evaluate` rows `+mirror`) for twice the model time.
+    the two cancels part of each view's error (the default au_r10t_int8.v3: FER+ test 82.7 -> 83.3 %, macro-F1
+    64.1 -> 65.6, CK+ 90.9 -> 91.5; `distill evaluate`, rows `+mirror`, reports/mirror/) for twice the model time.
     """
 
     def __init__(self, path: Path, threads: int = 0, name: str | None = None, mirror: bool = False) -> None:
