@@ -195,7 +195,9 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
     Every ONNX model is evaluated twice: as it is (row `<file>`) and with mirror averaging (row `<file> +mirror`,
     the analyzer's default; see `libreface.models.session.StudentModel`). `ensemble`: ONNX files whose outputs are
     averaged into one more pair of rows (`ensemble of N`, as it is and `+mirror`): how much better the students
-    would be together than alone, i.e. whether they have anything left to teach each other. Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
+    would be together than alone, i.e. whether they have anything left to teach each other.
+
+    Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
     """
     import json
     from pathlib import Path
