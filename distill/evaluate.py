@@ -219,11 +219,21 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
         m_test, m_ck = task_metrics(predict(model, test), test), task_metrics(predict(model, ck), ck) if ck is not None else {}
         rows.append(_row(run, "torch", m_test, m_ck))
         details[run] = {"fer_test": m_test, "ck_test": m_ck}
+    splits = {"fer_test": test, "ck_test": ck}
+    cached: dict = {}
+
+    def onnx_outputs(path: Path, split: str, mirror: bool) -> dict[str, np.ndarray]:
+        # each ONNX model runs once per table and view, also when it is an ensemble member too
+        key = (path.resolve(), split, mirror)
+        if key not in cached:
+            cached[key] = onnx_predict(path, splits[split], threads, mirror=mirror)
+        return cached[key]
+
     for path in map(Path, onnx):
         for mirror in (False, True):
             name, stem = (f"{path.name} +mirror", f"{path.stem}_mirror") if mirror else (path.name, path.stem)
-            m_test = task_metrics(onnx_predict(path, test, threads, mirror=mirror), test)
-            m_ck = task_metrics(onnx_predict(path, ck, threads, mirror=mirror), ck) if ck is not None else {}
+            m_test = task_metrics(onnx_outputs(path, "fer_test", mirror), test)
+            m_ck = task_metrics(onnx_outputs(path, "ck_test", mirror), ck) if ck is not None else {}
             speed = onnx_ms_per_face(path, threads=threads, mirror=mirror)
             rows.append(_row(name, "onnx", m_test, m_ck, speed))
             details[name] = {"fer_test": m_test, "ck_test": m_ck, "speed": speed}
@@ -233,10 +243,10 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
         for mirror in (False, True):
             name = f"ensemble of {len(members)}: {' + '.join(p.stem for p in members)}" + (" +mirror" if mirror else "")
             m = {}
-            for split, table in (("fer_test", test), ("ck_test", ck)):
+            for split, table in splits.items():
                 if table is None:
                     continue
-                preds = [onnx_predict(p, table, threads, mirror=mirror) for p in members]
+                preds = [onnx_outputs(p, split, mirror) for p in members]
                 m[split] = task_metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
             rows.append(_row(name, "ensemble", m["fer_test"], m.get("ck_test", {})))
             details[name] = m
