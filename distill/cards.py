@@ -21,7 +21,14 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
     """Write `<out_dir>/<name>.md` for the exported model `name` (fp32 and its int8 twin) trained by `run`."""
     report = json.loads(Path(report_json).read_text())
     _, cfg = load_run(run)
-    hist = [json.loads(line) for line in (run_dir(run) / "history.jsonl").read_text().splitlines()]
+    history = run_dir(run) / "history.jsonl"
+    own = json.loads((run_dir(run) / "done.json").read_text()) if (run_dir(run) / "done.json").exists() else {}
+    if history.exists():
+        wall = f"wall time {sum(json.loads(line)['seconds'] for line in history.read_text().splitlines()) / 60:.0f} min"
+    elif "wall_seconds" in own:
+        wall = f"wall time {own['wall_seconds'] / 60:.0f} min"
+    else:  # rebuilt by `distill recover` from an ONNX file exported before the card carried it
+        wall = "wall time not recorded on this machine (see the card's git history)"
     done = {t: json.loads((run_dir(t) / "done.json").read_text()) for t in cfg.teachers if (run_dir(t) / "done.json").exists()}
     teachers_wall = {t: d["wall_seconds"] for t, d in done.items() if "wall_seconds" in d}
     recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
@@ -38,7 +45,7 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (task losses only)'}; loss weights {cfg.weights}.",
         f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}"
         + (", bfloat16 autocast (float32 weights and losses)" if cfg.amp == "bf16" else "") + "; "
-        f"wall time {sum(h['seconds'] for h in hist) / 60:.0f} min on 2 CPU cores"
+        f"{wall} on 2 CPU cores"
         + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + "."
         + "".join(f" {t} was rebuilt from `{Path(p).name}` by `distill recover` (its checkpoint was on another machine)."
                   for t, p in recovered.items()),

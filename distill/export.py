@@ -51,6 +51,8 @@ def git_commit() -> str:
 def make_card(name: str, run: str, input_size: int, feature_dim: int, precision: str, extra: dict) -> dict:
     """The metadata card the runtime reads (`libreface.models.session.ModelCard`)."""
     _, cfg = load_run(run)
+    done = run_dir(run) / "done.json"
+    wall = json.loads(done.read_text()).get("wall_seconds") if done.exists() else None
     return {
         "name": name, "version": name.rsplit(".", 1)[-1], "input_size": input_size,
         "mean": list(NORM_MEAN), "std": list(NORM_STD), "color": "gray", "align": ALIGN_VERSION,
@@ -60,6 +62,7 @@ def make_card(name: str, run: str, input_size: int, feature_dim: int, precision:
         "training_data": "FER+ (FER2013Train, 10-annotator votes) and CK+ (subjects not divisible by 5, FACS AU codes); "
                          "AU intensity from calibrated MediaPipe blendshapes (distill/labels.py)",
         "license": "weights: Apache-2.0; trained on FER2013/FER+ and CK+, whose images are research-only (see model card)",
+        "training": {"epochs": cfg.epochs, "wall_seconds": wall},  # kept with the weights: `recover` restores it
         **extra,
     }
 
@@ -245,6 +248,9 @@ def recover_run(onnx_path: Path, config: Path, atol: float = 1e-3) -> Path:
     ckpt = {"model": model.state_dict(), "epoch": cfg.epochs - 1, "score": None}
     torch.save(ckpt, out / "best.pt")
     torch.save(ckpt, out / "last.pt")
-    (out / "done.json").write_text(json.dumps({"recovered_from": str(onnx_path), "sha256": sha256_file(onnx_path),
-                                               "max_abs_diff": worst}, indent=1))
+    done = {"recovered_from": str(onnx_path), "sha256": sha256_file(onnx_path), "max_abs_diff": worst}
+    wall = (card.get("training") or {}).get("wall_seconds")
+    if wall is not None:  # exported after training on the original machine: the card carries its wall time
+        done["wall_seconds"] = wall
+    (out / "done.json").write_text(json.dumps(done, indent=1))
     return out

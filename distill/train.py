@@ -41,7 +41,9 @@ class TrainConfig:
         name: run name (folder under `<cache>/runs/`, and the model name's stem).
         stage: "mae" (self-supervised pretraining), "teacher" or "student".
         arch: a registered teacher (`swin`, `mae_vit`) or student (`au_r18`, `au_r10t`).
-        teachers: run names of the teachers a student distils from ([] = no distillation).
+        teachers: run names of the models this run distils from ([] = no distillation). Usually a student's
+            teachers; a transformer teacher may also learn from finished ResNet students (DeiT-style: the
+            convolutional students pass on their inductive bias, the transformer keeps its own view).
         init_from: run whose weights initialise this one (MAE pretraining -> fine-tuning).
         aug: "strong" (flip, shift +-4 px, photometric, random erasing) or "kd" (the mirrored view
             matching the stored teacher outputs, shift +-2 px, photometric).
@@ -284,7 +286,7 @@ def train(cfg: TrainConfig) -> Path:
         print(f"{cfg.name}: initialised from {cfg.init_from} ({len(missing)} new tensors)")
     w = cfg.loss_weights
     distiller, targets = None, []
-    if cfg.stage == "student" and cfg.teachers and (w.feat or w.emb or w.soft):
+    if cfg.stage != "mae" and cfg.teachers and (w.feat or w.emb or w.soft):
         with torch.no_grad():
             probe = model(torch.zeros(1, 3, tr.images.shape[1], tr.images.shape[2]))
         grids = [min(4, m.shape[-1]) for m in probe["maps"]]

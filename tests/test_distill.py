@@ -141,8 +141,11 @@ def test_a_shipped_fp32_student_rebuilds_its_run_to_teach_again(smoke, tmp_path,
     config = tmp_path / "student.yaml"
     config.write_text(yaml.safe_dump(asdict(cfg)))
     monkeypatch.setenv("LIBREFACE_CACHE", str(tmp_path / "new_machine"))
+    trained = json.loads((fp32.parent.parent / "cache" / "runs" / "smoke_au_r18.v1" / "done.json").read_text())
     out = recover_run(fp32, config)
-    assert json.loads((out / "done.json").read_text())["max_abs_diff"] < 1e-3
+    done = json.loads((out / "done.json").read_text())
+    assert done["max_abs_diff"] < 1e-3
+    assert done["wall_seconds"] == trained["wall_seconds"]  # the training time travels with the weights, for the card
     rebuilt, _ = load_run("smoke_au_r18.v1")
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -176,3 +179,27 @@ def test_a_bfloat16_stage_distils_with_finite_losses_and_checks_its_config(smoke
         TrainConfig.from_yaml(bad)
     with pytest.raises(ValueError, match="amp must be"):
         TrainConfig(name="x", stage="student", arch="au_r10t", amp="fp16")
+
+
+@pytest.mark.train
+def test_a_swin_teacher_continues_from_a_run_and_learns_from_a_student(smoke, monkeypatch, capsys):
+    """The teacher_swin_v3 path: a transformer teacher initialised from an earlier teacher's weights and
+    distilled from a finished ResNet student (all KD terms present, finite)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from distill.smoke import CONFIGS
+    from distill.train import TrainConfig, train
+
+    cache = Path(smoke["weights"][0]).parent.parent / "cache"
+    monkeypatch.setenv("LIBREFACE_CACHE", str(cache))
+    cfg = TrainConfig.from_yaml(CONFIGS / "teacher_swin_v3.yaml")
+    assert cfg.stage == "teacher" and cfg.init_from and cfg.teachers
+    cfg = replace(cfg, name="smoke_teacher_swin.v3", init_from="smoke_teacher_swin.v1", teachers=["smoke_au_r18.v1"],
+                  epochs=1, batch_size=32, limit=96)
+    out = train(cfg)
+    assert "initialised from smoke_teacher_swin.v1 (0 new tensors)" in capsys.readouterr().out
+    rec = json.loads((out / "history.jsonl").read_text().splitlines()[-1])
+    losses = {k: v for k, v in rec.items() if k.startswith("loss_")}
+    assert {"loss_expr", "loss_feat", "loss_emb", "loss_soft"} <= set(losses)
+    assert all(np.isfinite(v) and v > 0 for v in losses.values())
