@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .evaluate import _fmt
 from .labels import AU_BLENDSHAPES, AU_NAMES
-from .train import load_run, run_dir
+from .train import finished, load_run
 
 COMMANDS = """```
 pip install torch==2.13.0 && pip install -e '.[train]' -c constraints.txt
@@ -21,15 +21,12 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
     """Write `<out_dir>/<name>.md` for the exported model `name` (fp32 and its int8 twin) trained by `run`."""
     report = json.loads(Path(report_json).read_text())
     _, cfg = load_run(run)
-    history = run_dir(run) / "history.jsonl"
-    own = json.loads((run_dir(run) / "done.json").read_text()) if (run_dir(run) / "done.json").exists() else {}
-    if history.exists():
-        wall = f"wall time {sum(json.loads(line)['seconds'] for line in history.read_text().splitlines()) / 60:.0f} min"
-    elif "wall_seconds" in own:
+    own = finished(run)
+    if "wall_seconds" in own:
         wall = f"wall time {own['wall_seconds'] / 60:.0f} min"
     else:  # rebuilt by `distill recover` from an ONNX file exported before the card carried it
         wall = "wall time not recorded on this machine (see the card's git history)"
-    done = {t: json.loads((run_dir(t) / "done.json").read_text()) for t in cfg.teachers if (run_dir(t) / "done.json").exists()}
+    done = {t: finished(t) for t in cfg.teachers}
     teachers_wall = {t: d["wall_seconds"] for t, d in done.items() if "wall_seconds" in d}
     recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
     rows = {r["model"]: r for r in report["rows"]}

@@ -27,7 +27,7 @@ from .data.records import EXPRESSIONS
 from .evaluate import OCCURRENCE_THRESHOLD
 from .labels import AU_NAMES
 from .paths import WEIGHTS
-from .train import NORM_MEAN, NORM_STD, load_run, run_dir, to_input
+from .train import NORM_MEAN, NORM_STD, finished, load_run, run_dir, to_input
 
 
 class _Contract(torch.nn.Module):
@@ -51,8 +51,6 @@ def git_commit() -> str:
 def make_card(name: str, run: str, input_size: int, feature_dim: int, precision: str, extra: dict) -> dict:
     """The metadata card the runtime reads (`libreface.models.session.ModelCard`)."""
     _, cfg = load_run(run)
-    done = run_dir(run) / "done.json"
-    wall = json.loads(done.read_text()).get("wall_seconds") if done.exists() else None
     return {
         "name": name, "version": name.rsplit(".", 1)[-1], "input_size": input_size,
         "mean": list(NORM_MEAN), "std": list(NORM_STD), "color": "gray", "align": ALIGN_VERSION,
@@ -62,7 +60,7 @@ def make_card(name: str, run: str, input_size: int, feature_dim: int, precision:
         "training_data": "FER+ (FER2013Train, 10-annotator votes) and CK+ (subjects not divisible by 5, FACS AU codes); "
                          "AU intensity from calibrated MediaPipe blendshapes (distill/labels.py)",
         "license": "weights: Apache-2.0; trained on FER2013/FER+ and CK+, whose images are research-only (see model card)",
-        "training": {"epochs": cfg.epochs, "wall_seconds": wall},  # kept with the weights: `recover` restores it
+        "training": {"epochs": cfg.epochs, "wall_seconds": finished(run).get("wall_seconds")},  # kept with the weights: `recover` restores it
         **extra,
     }
 

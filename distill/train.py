@@ -5,9 +5,9 @@ schedule, epoch, RNG), `best.pt` (best FER+ validation accuracy), `history.jsonl
 epoch, with wall time) and `done.json` when finished. Running the same command again resumes.
 
 Data lives in memory as uint8 (the prepared crops are small); augmentation runs on whole batches in
-torch. Students read their teachers' outputs from `<cache>/runs/<teacher>/targets_train.pt`
-(computed once for the original and the mirrored crop), so distillation costs little more than
-training without it.
+torch. A run that distils (a student, or a teacher taught by finished students) reads its teachers'
+outputs from `<cache>/runs/<teacher>/targets_train_<rows>.pt` (computed once for the original and the
+mirrored crop), so distillation costs little more than training without it.
 """
 
 from __future__ import annotations
@@ -102,6 +102,14 @@ class TrainConfig:
 
 def run_dir(name: str) -> Path:
     return cache_dir() / "runs" / name
+
+
+def finished(name: str) -> dict:
+    """Run `name`'s `done.json` ({} while it is unfinished): epochs, best score and `wall_seconds` (the sum of its
+    epochs' times) for a trained run; `recovered_from` (and `wall_seconds` when its ONNX card kept it) for a run
+    rebuilt by `distill recover`."""
+    path = run_dir(name) / "done.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def prepared_dir(cfg: TrainConfig) -> Path:

@@ -203,3 +203,20 @@ def test_a_swin_teacher_continues_from_a_run_and_learns_from_a_student(smoke, mo
     losses = {k: v for k, v in rec.items() if k.startswith("loss_")}
     assert {"loss_expr", "loss_feat", "loss_emb", "loss_soft"} <= set(losses)
     assert all(np.isfinite(v) and v > 0 for v in losses.values())
+
+
+@pytest.mark.train
+def test_the_model_card_states_wall_time_metrics_and_mirrored_rows(smoke, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from distill.cards import write_card
+    from distill.train import finished
+
+    fp32, int8 = map(Path, smoke["weights"])
+    monkeypatch.setenv("LIBREFACE_CACHE", str(fp32.parent.parent / "cache"))
+    wall = finished("smoke_au_r18.v1")["wall_seconds"]
+    card = write_card("smoke_r18.v0", "smoke_au_r18.v1", fp32.parent.parent / "report" / "metrics.json", tmp_path,
+                      [fp32.name, int8.name]).read_text()
+    assert f"wall time {wall / 60:.0f} min on 2 CPU cores" in card
+    for row in (fp32.name, int8.name, f"{fp32.name} +mirror", f"{int8.name} +mirror", "smoke_teacher_swin.v1"):
+        assert f"| {row} |" in card
