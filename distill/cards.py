@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .evaluate import _fmt
@@ -17,19 +18,35 @@ python -m distill evaluate --runs {runs} --onnx {onnx} --out {out}/
 ```"""
 
 
-def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files: list[str]) -> Path:
-    """Write `<out_dir>/<name>.md` for the exported model `name` (fp32 and its int8 twin) trained by `run`."""
-    report = json.loads(Path(report_json).read_text())
+# "wall time 41 min on 2 CPU cores (teachers: au_r10t_nokd.v2 46 min)" in a card written earlier
+_WALL = re.compile(r"wall time \d+ min on 2 CPU cores(?: \(teachers: [^)]*\))?")
+
+
+def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Path, onnx_files: list[str]) -> Path:
+    """Write `<out_dir>/<name>.md` for the exported model `name` (fp32 and its int8 twin) trained by `run`.
+
+    `report_json` is one `metrics.json` of `distill evaluate` or several, whose rows are merged (a later report's row
+    replaces an earlier one of the same model; the first report's counts are used). When `run` is a rebuilt run
+    without a recorded wall time (`distill recover` of an ONNX file exported before its card carried one), the
+    training time the card being replaced states is kept, teachers' times included."""
+    reports_paths = [report_json] if isinstance(report_json, (str, Path)) else list(report_json)
+    reports = [json.loads(Path(r).read_text()) for r in reports_paths]
+    report = reports[0]
+    rows = {r["model"]: r for rep in reports for r in rep["rows"]}
     _, cfg = load_run(run)
     own = finished(run)
-    if "wall_seconds" in own:
-        wall = f"wall time {own['wall_seconds'] / 60:.0f} min"
-    else:  # rebuilt by `distill recover` from an ONNX file exported before the card carried it
-        wall = "wall time not recorded on this machine (see the card's git history)"
     done = {t: finished(t) for t in cfg.teachers}
     teachers_wall = {t: d["wall_seconds"] for t, d in done.items() if "wall_seconds" in d}
     recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
-    rows = {r["model"]: r for r in report["rows"]}
+    path = out_dir / f"{name}.md"
+    earlier = _WALL.search(path.read_text()) if path.exists() else None
+    if "wall_seconds" in own:
+        wall = f"wall time {own['wall_seconds'] / 60:.0f} min on 2 CPU cores" + (
+            f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "")
+    elif earlier:
+        wall = earlier.group(0)
+    else:
+        wall = "wall time not recorded on this machine (see the card's git history)"
     lines = [
         f"# {name}", "",
         f"ResNet student (`{cfg.arch}`, timm architecture, randomly initialised) trained by libreface's own code, "
@@ -42,8 +59,7 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         f"- Distilled from: {', '.join(cfg.teachers) or 'no teacher (task losses only)'}; loss weights {cfg.weights}.",
         f"- {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, seed {cfg.seed}"
         + (", bfloat16 autocast (float32 weights and losses)" if cfg.amp == "bf16" else "") + "; "
-        f"{wall} on 2 CPU cores"
-        + (f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "") + "."
+        f"{wall}."
         + "".join(f" {t} was rebuilt from `{Path(p).name}` by `distill recover` (its checkpoint was on another machine)."
                   for t, p in recovered.items()),
         "- Data: FER+ `FER2013Train` (28,385 faces with 10-annotator votes; majority unknown / not-a-face dropped) and CK+ "
@@ -82,10 +98,11 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "compare the occurrence probability with those codes (F1 at 0.5). Intensities have no human reference here: they "
         "follow the calibrated blendshape signal. `+mirror`: each face also run mirrored and the two outputs averaged, "
         "as `libreface` does unless `--no-mirror` is given. Speed: ONNX Runtime, 2 threads, median per face.",
+        *([f"Rows merged from {', '.join(f'`{Path(r).as_posix()}`' for r in reports_paths)}."] if len(reports_paths) > 1 else []),
         "",
         "## Commands", "",
         COMMANDS.format(run=run, name=name, runs=" ".join(dict.fromkeys([*cfg.teachers, twin, run])),
-                        onnx=" ".join(f"weights/{o}" for o in onnx_files), out=Path(report_json).parent.as_posix()),
+                        onnx=" ".join(f"weights/{o}" for o in onnx_files), out=Path(reports_paths[0]).parent.as_posix()),
         "",
         "## Terms of use",
         "",
@@ -103,6 +120,5 @@ def write_card(name: str, run: str, report_json: Path, out_dir: Path, onnx_files
         "- Short training on 2 CPU cores: see the README for how far the targets are and what would close the gap.",
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("cards", help="write weights/cards/<model>.md from an evaluation report")
     q.add_argument("runs", nargs="+", help="exported student runs, e.g. au_r18.v1")
-    q.add_argument("--report", type=Path, default=Path("reports/metrics.json"), help="metrics.json of `evaluate`")
+    q.add_argument("--report", type=Path, nargs="+", default=[Path("reports/metrics.json")],
+                   help="metrics.json of `evaluate`; several are merged, a later one's row replacing an earlier one's")
     q.add_argument("--out", type=Path, default=None, help="cards folder (default: weights/cards)")
     q.set_defaults(func=_cards)
 

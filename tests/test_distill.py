@@ -220,3 +220,9 @@ def test_the_model_card_states_wall_time_metrics_and_mirrored_rows(smoke, tmp_pa
     assert f"wall time {wall / 60:.0f} min on 2 CPU cores" in card
     for row in (fp32.name, int8.name, f"{fp32.name} +mirror", f"{int8.name} +mirror", "smoke_teacher_swin.v1"):
         assert f"| {row} |" in card
+    # rewritten for a rebuilt run (no wall time of its own) from two reports: the earlier card's time is kept
+    report = fp32.parent.parent / "report" / "metrics.json"
+    monkeypatch.setattr("distill.cards.finished", lambda run: {} if run == "smoke_au_r18.v1" else finished(run))
+    again = write_card("smoke_r18.v0", "smoke_au_r18.v1", [report, report], tmp_path, [fp32.name, int8.name]).read_text()
+    assert f"wall time {wall / 60:.0f} min on 2 CPU cores" in again and "Rows merged from" in again
+    assert "not recorded" in write_card("other.v0", "smoke_au_r18.v1", report, tmp_path, [fp32.name]).read_text()
