@@ -11,7 +11,7 @@ cache=${LIBREFACE_CACHE:-$HOME/.cache/libreface}
 [ -f "$cache/prepared/ferplus/prepare_report.json" ] && [ -f "$cache/prepared/ckplus/prepare_report.json" ] ||
   python -m distill prepare --dataset ferplus "$data/ferplus" --dataset ckplus "$data/ckplus48"
 if [ "${RECOVER:-0}" = 1 ]; then
-  for pair in au_r18.v1:student_r18 au_r10t.v1:student_r10t au_r10t.v2:student_r10t_v2 au_r10t.v3:student_r10t_v3 au_r10t.v4:student_r10t_v4; do
+  for pair in au_r18.v1:student_r18 au_r10t.v1:student_r10t au_r10t.v2:student_r10t_v2 au_r10t.v3:student_r10t_v3 au_r10t.v4:student_r10t_v4 au_r10t.v6:student_r10t_v6; do
     run=${pair%%:*} cfg=${pair##*:}
     [ -f "$cache/runs/$run/done.json" ] || python -m distill recover "weights/$run.onnx" "distill/configs/$cfg.yaml"
   done
@@ -31,3 +31,4 @@ python -m distill train-student distill/configs/student_r10t_v4.yaml    # teache
 python -m distill train-teacher distill/configs/teacher_swin_v2.yaml   # 30-epoch Swin from scratch (bfloat16, 112 min): 75.1 % FER+ test
 python -m distill train-teacher distill/configs/teacher_swin_v3.yaml   # v2 + 20 epochs taught by au_r10t.v4 + au_r10t.v3 (94 min): 79.9 % FER+ test
 python -m distill train-student distill/configs/student_r10t_v5.yaml    # teachers: teacher_swin.v3, au_r10t.v4, au_r10t.v3 (32 min): 82.9 %, not shipped
+python -m distill train-student distill/configs/student_r10t_v6.yaml    # teachers: au_r10t.v4, au_r10t.v3, au_r10t.v2; 30 epochs (79 min): 84.1 %
