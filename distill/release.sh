@@ -14,7 +14,7 @@ for run in "${shipped[@]}"; do
   [ -f "weights/$run.onnx" ] || python -m distill export "$run"
   onnx+=("weights/$run.onnx" "weights/${run%.*}_int8.${run##*.}.onnx")
 done
-for run in teacher_swin.v1 teacher_swin.v2 teacher_swin.v3 teacher_mae.v1 au_r18.v1 au_r18_nokd.v1 au_r10t.v1 au_r10t_nokd.v1 au_r10t.v2 au_r10t_nokd.v2 au_r10t.v3 au_r10t_nokd.v4 au_r10t.v4 au_r10t.v5 au_r10t.v6; do
+for run in teacher_swin.v1 teacher_swin.v2 teacher_swin.v3 teacher_mae.v1 au_r18.v1 au_r18_nokd.v1 au_r10t.v1 au_r10t_nokd.v1 au_r10t.v2 au_r10t_nokd.v2 au_r10t.v3 au_r10t_nokd.v4 au_r10t.v4 au_r10t.v5 au_r10t_nokd.v6 au_r10t.v6; do
   done_ "$run" && runs+=("$run")
 done
 python -m distill evaluate --runs "${runs[@]}" --onnx "${onnx[@]}" --out reports

@@ -31,4 +31,5 @@ python -m distill train-student distill/configs/student_r10t_v4.yaml    # teache
 python -m distill train-teacher distill/configs/teacher_swin_v2.yaml   # 30-epoch Swin from scratch (bfloat16, 112 min): 75.1 % FER+ test
 python -m distill train-teacher distill/configs/teacher_swin_v3.yaml   # v2 + 20 epochs taught by au_r10t.v4 + au_r10t.v3 (94 min): 79.9 % FER+ test
 python -m distill train-student distill/configs/student_r10t_v5.yaml    # teachers: teacher_swin.v3, au_r10t.v4, au_r10t.v3 (32 min): 82.9 %, not shipped
+python -m distill train-student distill/configs/student_r10t_nokd_v6.yaml  # 30 epochs, no distillation (54 min): 82.7 % (ablation of v6)
 python -m distill train-student distill/configs/student_r10t_v6.yaml    # teachers: au_r10t.v4, au_r10t.v3, au_r10t.v2; 30 epochs (79 min): 84.1 %
