@@ -39,11 +39,10 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
     teachers_wall = {t: d["wall_seconds"] for t, d in done.items() if "wall_seconds" in d}
     recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
     path = out_dir / f"{name}.md"
-    earlier = _WALL.search(path.read_text()) if path.exists() else None
     if "wall_seconds" in own:
         wall = f"wall time {own['wall_seconds'] / 60:.0f} min on 2 CPU cores" + (
             f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "")
-    elif earlier:
+    elif path.exists() and (earlier := _WALL.search(path.read_text())):
         wall = earlier.group(0)
     else:
         wall = "wall time not recorded on this machine (see the card's git history)"
