@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from libreface.batch import BatchSettings, _Ledger, read_ledger, read_manifest, resolve_recordings, run_batch
+from libreface.batch import BatchSettings, read_ledger, read_manifest, resolve_recordings, run_batch
+from libreface.batch.ledger import Ledger
 from libreface.errors import InputError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +159,7 @@ def test_a_bad_manifest_is_one_line_naming_it(tmp_path, text, message):
 def test_a_torn_last_ledger_line_is_dropped_and_the_next_record_starts_on_its_own_line(tmp_path):
     good = {"type": "recording", "recording": "a", "path": "/x/a.mp4", "status": "done"}
     (tmp_path / "ledger.jsonl").write_text(json.dumps(good) + "\n" + '{"type": "recording", "recording": "b", "sta')
-    ledger = _Ledger(tmp_path)
+    ledger = Ledger(tmp_path)
     try:
         assert list(ledger.state) == ["a"]
         ledger.update("b", path="/x/b.mp4", status="failed", error="boom")
@@ -169,13 +170,13 @@ def test_a_torn_last_ledger_line_is_dropped_and_the_next_record_starts_on_its_ow
 
 
 def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
-    first = _Ledger(tmp_path)
+    first = Ledger(tmp_path)
     try:
         with pytest.raises(OutputError, match="another libreface batch is writing this folder"):
-            _Ledger(tmp_path)
+            Ledger(tmp_path)
     finally:
         first.close()
-    _Ledger(tmp_path).close()  # released with the first
+    Ledger(tmp_path).close()  # released with the first
 
 
 def test_dask_options_without_dask_are_one_line(monkeypatch, tmp_path):
@@ -379,9 +380,9 @@ def test_a_local_worker_process_that_dies_is_replaced_and_its_recording_redone(l
 
 
 def _done_in_ledger(out: Path) -> list[str]:
-    from libreface.batch import _fold
+    from libreface.batch.ledger import fold
 
-    return [name for name, rec in _fold(out / "ledger.jsonl").items() if rec.get("status") == "done"]
+    return [name for name, rec in fold(out / "ledger.jsonl").items() if rec.get("status") == "done"]
 
 
 def _batch_process(clips: SimpleNamespace, out: Path) -> subprocess.Popen:
