@@ -35,11 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from libreface.identity import (DEFAULT_EPS, DlibEmbedder, IdentityOptions, IdentityResolver,  # noqa: E402
-                                score_identities)
+from libreface.identity import DEFAULT_EPS, DlibEmbedder, IdentityOptions, IdentityResolver  # noqa: E402
 from libreface.landmarks import FaceFrontEnd, FrontEndOptions, quiet_native_logs  # noqa: E402
 from libreface.sources import open_source  # noqa: E402
 from libreface.track import IouTracker  # noqa: E402
+from mot import score_identities  # noqa: E402  (bench/mot.py, next to this script)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -3,6 +3,8 @@ and (with ../shared/data) recordings with cuts through the whole chain."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +13,11 @@ import pytest
 pytest.importorskip("sklearn", reason="identity clustering needs scikit-learn (the identity extra)")
 
 from libreface.identity import (DEFAULT_EPS, DLIB5_FROM_MEDIAPIPE, DLIB5_TEMPLATE_UNIT, IdentityOptions,  # noqa: E402
-                                IdentityResolver, cluster_tracklets, score_identities, select_subject, summarize)
+                                IdentityResolver, cluster_tracklets, select_subject, summarize)
+
+# MOT-style scoring is benchmark code, not runtime: it lives in bench/mot.py, next to bench/identity.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from mot import score_identities  # noqa: E402
 
 D = 128
 
