@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +17,7 @@ import pytest
 
 from libreface.errors import OutputError
 from libreface.landmarks import BLENDSHAPE_NAMES
+from libreface.outputs import atomic
 from libreface.outputs import (
     BLENDSHAPE_COLUMNS,
     IBUG68_FROM_MEDIAPIPE,
@@ -26,6 +32,7 @@ from libreface.outputs import (
     read_features,
     to_dataframe,
 )
+from libreface.outputs.atomic import OutputLock, lock_path
 from libreface.results import FaceResult, FrameResult, OutputLabels
 
 AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU12", "AU15", "AU17", "AU20", "AU25", "AU26")
@@ -427,3 +434,140 @@ def test_a_crash_leaves_a_readable_features_partial_and_no_final_file(tmp_path, 
 def test_an_unknown_features_suffix_lists_the_choices(tmp_path):
     with pytest.raises(ValueError, match=r"\.npz, \.parquet"):
         FeatureSink(tmp_path / "feat.h5", LABELS)
+
+
+# -- one writer per output ----------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+posix_only = pytest.mark.skipif(os.name != "posix", reason="SIGKILL / SIGSTOP are POSIX")
+
+
+@pytest.mark.parametrize("sink, suffix", [(CsvSink, ".csv"), (FeatureSink, ".parquet"), (FeatureSink, ".npz")])
+def test_a_second_sink_on_an_output_being_written_is_refused_naming_the_pid(tmp_path, sink, suffix):
+    frames = make_frames(10)
+    alone, out = tmp_path / f"alone{suffix}", tmp_path / f"out{suffix}"
+    with sink(alone, LABELS) as s:
+        for f in frames:
+            s.append(f)
+    with sink(out, LABELS) as first:
+        for f in frames[:5]:
+            first.append(f)
+        if sink is CsvSink:
+            first.flush()
+        partial_before = partial_path(out).read_bytes()
+        with pytest.raises(OutputError, match=f"pid {os.getpid()} ") as err:
+            sink(out, LABELS)
+        assert str(out) in str(err.value) and "\n" not in str(err.value)
+        assert partial_path(out).read_bytes() == partial_before  # the refused sink touched nothing
+        for f in frames[5:]:
+            first.append(f)
+    if suffix == ".npz":  # zip entries carry a time stamp: compare the contents
+        pd.testing.assert_frame_equal(read_features(out), read_features(alone))
+    else:
+        assert out.read_bytes() == alone.read_bytes()
+    assert not partial_path(out).exists() and not lock_path(out).exists()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_lock_file_is_removed_when_the_sink_ends(tmp_path, fail):
+    out = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
+        with CsvSink(out, LABELS) as sink:
+            assert lock_path(out).read_text().startswith(f"pid {os.getpid()} on ")
+            sink.append(make_frames(1)[0])
+            if fail:
+                raise RuntimeError("stop")
+    assert not lock_path(out).exists()
+    assert partial_path(out).exists() == fail and out.exists() != fail
+    assert sorted(p.name for p in tmp_path.iterdir()) == [partial_path(out).name if fail else out.name]
+    with CsvSink(out, LABELS, resume=True):  # and the next run gets the output
+        pass
+
+
+def test_a_sink_that_fails_to_open_releases_the_lock(tmp_path):
+    out = tmp_path / "out.csv"
+    partial_path(out).write_text("frame,something_else\n")
+    with pytest.raises(OutputError, match="different columns"):
+        CsvSink(out, LABELS, resume=True)
+    assert not lock_path(out).exists()
+    with CsvSink(out, LABELS):
+        pass
+
+
+_HOLD = """
+import sys
+from libreface.outputs.atomic import OutputLock
+lock = OutputLock(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+@posix_only
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+    out = tmp_path / "out.csv"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputError, match=f"pid {holder.pid} "):  # alive: refused, naming its pid
+            CsvSink(out, LABELS)
+        assert not partial_path(out).exists()
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs, the kernel drops the flock
+        holder.wait(timeout=30)
+    assert holder.returncode == -signal.SIGKILL
+    assert lock_path(out).read_text().startswith(f"pid {holder.pid} ")  # the stale lock file is still there
+    write_csv(out, make_frames(3))
+    assert len(read_csv(out)) == len(to_dataframe(make_frames(3), LABELS))
+    assert not lock_path(out).exists()
+
+
+def test_a_lock_removed_by_its_holder_while_a_second_writer_opens_it_is_not_shared(tmp_path, monkeypatch):
+    out = tmp_path / "out.csv"
+    first = OutputLock(out)
+    lock_file = atomic._lock_file
+
+    def holder_ends_between_open_and_lock(f, path):
+        if first.held:
+            first.release()  # unlinks the file the second writer has just opened
+        return lock_file(f, path)
+
+    monkeypatch.setattr(atomic, "_lock_file", holder_ends_between_open_and_lock)
+    second = OutputLock(out)
+    monkeypatch.undo()
+    assert lock_path(out).read_text().startswith(f"pid {os.getpid()} ")  # the second locked the new file
+    with pytest.raises(OutputError, match="another libreface run"):
+        OutputLock(out)
+    second.release()
+    assert not lock_path(out).exists()
+
+
+@posix_only
+def test_two_libreface_commands_on_one_output_the_second_stops_naming_the_first(tmp_path):
+    example = REPO / "examples" / "astronaut.mp4"
+    out = tmp_path / "out.csv"
+    env = {**os.environ, "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "libreface", str(example), "-o", str(out), "--threads", "1"]
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (lock_path(out).exists() and lock_path(out).read_text()):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+            time.sleep(0.005)
+        first.send_signal(signal.SIGSTOP)  # hold it mid-run, whatever the machine's speed
+        try:
+            second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        finally:
+            first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 1
+    errors = [line for line in second.stderr.splitlines() if line.startswith("libreface:")]
+    assert len(errors) == 1 and str(out) in errors[0] and f"pid {first.pid} " in errors[0], second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.returncode == 0, err
+    assert len(pd.read_csv(out)) == 150  # the first run's CSV is complete
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.csv"]
