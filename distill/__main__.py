@@ -1,3 +1,5 @@
+"""`python -m distill`: the training command line (`distill.cli.main`)."""
+
 import sys
 
 from .cli import main

@@ -1,14 +1,8 @@
-"""Metrics and the evaluation report (`libreface-distill evaluate`).
+"""The evaluation report (`libreface-distill evaluate`): torch runs and exported ONNX students on FER+ test and
+CK+ held-out subjects -> `metrics.json`, `metrics.md` and confusion PNGs.
 
-What each number is measured against:
-
-* FER+ accuracy / macro-F1: the majority vote of the 10 FER+ annotators (`label.csv`, first
-  maximum; images whose majority is unknown / not-a-face are excluded), FER2013Test split.
-* CK+ expression accuracy: the CK+ emotion label of the sequence, on CK+ subjects kept out of
-  training (`ck_test`); CK+ has no neutral class, the prediction is the arg-max over all 8.
-* AU AUC / F1: the human CK+ FACS occurrence codes of the `ck_test` subjects, per DISFA AU; F1 at
-  the model's documented threshold (0.5). The blendshape baseline scores the same faces with the
-  raw blendshape AU score (`distill.labels.au_scores`); its F1 uses the calibrated trace anchor.
+The metrics themselves (and what each one is measured against) are in `distill.metrics`; running a model over a
+table is `distill.predict`. Their names stay importable from here.
 """
 
 from __future__ import annotations
@@ -16,121 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from .data.records import EXPRESSIONS
-from .dataset import Table
-from .labels import AU_NAMES
+from .metrics import OCCURRENCE_THRESHOLD, baseline_metrics, task_metrics
+from .predict import onnx_predict, predict
 
-OCCURRENCE_THRESHOLD = 0.5
-"""Probability at or above which an AU counts as present (written into every model card)."""
-
-
-def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
-    """Run a torch model over a table (no augmentation). Returns numpy arrays:
-    `expression` (N, 8) probabilities, `au_intensity` (N, 12), `au_occurrence` (N, 12) probabilities."""
-    from ._torch import torch
-    from .train import to_input
-
-    outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(table), batch):
-            o = model(to_input(torch.from_numpy(table.images[i : i + batch])))
-            outs["expression"].append(torch.softmax(o["expr_logits"], 1).numpy())
-            outs["au_intensity"].append(o["au_intensity"].numpy())
-            outs["au_occurrence"].append(torch.sigmoid(o["occ_logits"]).numpy())
-    return {k: np.concatenate(v) if v else np.zeros((0, 12 if k != "expression" else 8), np.float32) for k, v in outs.items()}
-
-
-def _macro_f1(y: np.ndarray, p: np.ndarray, n: int) -> float:
-    f1s = []
-    for c in range(n):
-        tp = np.sum((p == c) & (y == c))
-        denom = np.sum(p == c) + np.sum(y == c)
-        if np.sum(y == c) > 0:
-            f1s.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(f1s)) if f1s else float("nan")
-
-
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(roc_auc_score(y, s))
-
-
-def _f1(y: np.ndarray, pred: np.ndarray) -> float:
-    tp = float(np.sum(pred & (y == 1)))
-    denom = float(pred.sum() + (y == 1).sum())
-    return 2 * tp / denom if denom else float("nan")
-
-
-def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float = OCCURRENCE_THRESHOLD) -> dict:
-    """Metrics of predictions on a table (see the module docstring for what each is measured against)."""
-    m: dict = {}
-    fer = (table.source == "ferplus") & table.expr_mask
-    if fer.any():
-        y = table.expr[fer].argmax(1)
-        p = pred["expression"][fer].argmax(1)
-        m["fer_accuracy"] = float((y == p).mean())
-        m["fer_macro_f1"] = _macro_f1(y, p, len(EXPRESSIONS))
-        m["fer_n"] = int(fer.sum())
-        m["fer_confusion"] = np.bincount(y * len(EXPRESSIONS) + p, minlength=len(EXPRESSIONS) ** 2).reshape(8, 8).tolist()
-    ck = (table.source == "ckplus") & table.expr_mask
-    if ck.any():
-        y = table.expr[ck].argmax(1)
-        p = pred["expression"][ck].argmax(1)
-        m["ck_accuracy"] = float((y == p).mean())
-        m["ck_n"] = int(ck.sum())
-        m["ck_confusion"] = np.bincount(y * 8 + p, minlength=64).reshape(8, 8).tolist()
-    known = table.occ_human >= 0
-    if known.any():
-        per_au = {}
-        for j, name in enumerate(AU_NAMES):
-            rows = known[:, j]
-            y = table.occ_human[rows, j]
-            per_au[name] = {
-                "n_pos": int((y == 1).sum()),
-                "n": int(rows.sum()),
-                "auc": _auc(y, pred["au_occurrence"][rows, j]),
-                "f1": _f1(y, pred["au_occurrence"][rows, j] >= au_threshold),
-                "auc_intensity": _auc(y, pred["au_intensity"][rows, j]),
-            }
-        m["au"] = per_au
-        m["au_mean_auc"] = float(np.nanmean([v["auc"] for v in per_au.values()]))
-        m["au_mean_f1"] = float(np.nanmean([v["f1"] for v in per_au.values()]))
-    return m
-
-
-def baseline_metrics(table: Table, trace: list[float]) -> dict:
-    """The blendshape-mapping baseline on the same faces: raw AU scores as occurrence scores."""
-    known = table.occ_human >= 0
-    per_au = {}
-    for j, name in enumerate(AU_NAMES):
-        rows = known[:, j] & ~np.isnan(table.au_raw[:, j])
-        y = table.occ_human[rows, j]
-        s = table.au_raw[rows, j]
-        per_au[name] = {"n_pos": int((y == 1).sum()), "n": int(rows.sum()), "auc": _auc(y, s), "f1": _f1(y, s >= trace[j])}
-    return {"au": per_au, "au_mean_auc": float(np.nanmean([v["auc"] for v in per_au.values()])),
-            "au_mean_f1": float(np.nanmean([v["f1"] for v in per_au.values()]))}
+__all__ = ["OCCURRENCE_THRESHOLD", "baseline_metrics", "confusion_png", "markdown", "onnx_ms_per_face", "onnx_predict",
+           "predict", "report", "task_metrics"]
 
 
 # ---------------------------------------------------------------------------------------------
 # the report
-
-
-def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False) -> dict[str, np.ndarray]:
-    """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table;
-    `mirror` averages each face with its mirror image, as the analyzer does by default."""
-    from libreface.models.session import StudentModel
-
-    model = StudentModel(path, threads=threads, mirror=mirror)
-    outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
-    for i in range(0, len(table), batch):
-        g = table.images[i : i + batch]
-        o = model.run_crops(np.repeat(g[..., None], 3, axis=-1))
-        for k in outs:
-            outs[k].append(o[k])
-    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
 def onnx_ms_per_face(path, threads: int = 2, batch: int = 16, repeats: int = 30, mirror: bool = False) -> dict[str, float]:

@@ -24,10 +24,11 @@ from libreface.models.session import CARD_KEY
 
 from ._torch import torch
 from .data.records import EXPRESSIONS
-from .evaluate import OCCURRENCE_THRESHOLD
+from .metrics import OCCURRENCE_THRESHOLD
 from .labels import AU_NAMES
 from .paths import WEIGHTS
-from .train import NORM_MEAN, NORM_STD, finished, load_run, run_dir, to_input
+from .predict import NORM_MEAN, NORM_STD, to_input
+from .train import finished, load_run, run_dir
 
 
 class _Contract(torch.nn.Module):

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 runs_dir=${LIBREFACE_CACHE:-$HOME/.cache/libreface}/runs
 done_() { [ -f "$runs_dir/$1/done.json" ]; }
-shipped=(au_r18.v1 au_r10t.v1 au_r10t.v2 au_r10t.v3 au_r10t.v4 au_r10t.v6)   # exported to weights/; the default is set in libreface/models/registry.py
+shipped=(au_r18.v1 au_r10t.v1 au_r10t.v2 au_r10t.v3 au_r10t.v4 au_r10t.v6)   # exported to weights/; the default is set in libreface/weights.py
 students=() onnx=() runs=()
 for run in "${shipped[@]}"; do
   done_ "$run" || continue

@@ -24,13 +24,11 @@ from tqdm import tqdm
 from ._torch import seed_everything, torch
 from .dataset import Table, build_tables
 from .losses import FeatureDistiller, LossWeights, task_loss
+from .metrics import task_metrics
 from .paths import cache_dir
+from .predict import NORM_MEAN, NORM_STD, predict, to_input
 
 F = torch.nn.functional
-
-NORM_MEAN = (0.5, 0.5, 0.5)
-NORM_STD = (0.25, 0.25, 0.25)
-"""Input normalisation on the 0..1 scale, written into every model card."""
 
 
 @dataclass
@@ -118,14 +116,6 @@ def prepared_dir(cfg: TrainConfig) -> Path:
 
 # ---------------------------------------------------------------------------------------------
 # batches and augmentation
-
-
-def to_input(images: torch.Tensor) -> torch.Tensor:
-    """(B, S, S) uint8 grey -> (B, 3, S, S) float32 normalised (the runtime's `to_model_input`, grey mode)."""
-    x = images.float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
-    mean = torch.tensor(NORM_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(NORM_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Tensor | None = None) -> torch.Tensor:
@@ -271,8 +261,6 @@ def _load_targets(teacher: str, table: Table, grids: list[int]) -> dict:
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) one stage; returns the run folder."""
     import yaml
-
-    from .evaluate import predict, task_metrics
 
     out_dir = run_dir(cfg.name)
     out_dir.mkdir(parents=True, exist_ok=True)

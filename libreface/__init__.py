@@ -23,7 +23,7 @@ _EXPORTS = {
     "FrameResult": ".results",
     "FaceResult": ".results",
     "OutputLabels": ".results",
-    "list_models": ".models.registry",
+    "list_models": ".weights",
     "open_source": ".sources",
     "align_face": ".align",
     "LibrefaceError": ".errors",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .errors import LibrefaceError as LibrefaceError
     from .errors import ModelError as ModelError
     from .errors import OutputError as OutputError
-    from .models.registry import list_models as list_models
+    from .weights import list_models as list_models
     from .pipeline import Analyzer as Analyzer
     from .pipeline import AnalyzerOptions as AnalyzerOptions
     from .pipeline import analyze as analyze

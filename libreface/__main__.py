@@ -1,3 +1,5 @@
+"""`python -m libreface`: the command line (`libreface.cli.main`)."""
+
 import sys
 
 from .cli import main

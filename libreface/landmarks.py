@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import ModelError
 from .imaging import resize
+from .quiet import NativeQuiet, quiet_native_logs  # noqa: F401 - quiet_native_logs: re-exported for the GUI
 
 N_LANDMARKS = 478
 FULL_FRAME_MIN_FRACTION = 0.22
@@ -80,7 +81,7 @@ class FaceLandmarks:
 
 def default_model_path() -> Path:
     """The vendored `face_landmarker.task` (in `weights/`, checked against the manifest)."""
-    from .models.registry import weights_path
+    from .weights import weights_path
 
     return weights_path("face_landmarker.task")
 
@@ -212,6 +213,14 @@ class FaceFrontEnd:
     options: FrontEndOptions = field(default_factory=FrontEndOptions)
 
     def __post_init__(self) -> None:
+        self._quiet = NativeQuiet()  # MediaPipe / LiteRT log to fd 2 from here until close(); see libreface.quiet
+        try:
+            self._create()
+        except BaseException:
+            self._quiet.release()
+            raise
+
+    def _create(self) -> None:
         vision = _vision()
         from mediapipe.tasks.python import BaseOptions
 
@@ -252,8 +261,11 @@ class FaceFrontEnd:
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
-        for task in (self._landmarker, self._region, self._detector):
-            task.close()
+        try:
+            for task in (self._landmarker, self._region, self._detector):
+                task.close()
+        finally:
+            self._quiet.release()
 
     def __enter__(self) -> "FaceFrontEnd":
         return self
@@ -396,47 +408,3 @@ def _nms(items: list[tuple[tuple[float, float, float, float], float]], iou: floa
         if all(box_iou(box, k[0]) <= iou for k in kept):
             kept.append((box, score))
     return kept
-
-
-_NATIVE_NOISE = (b"W0000 ", b"I0000 ", b"INFO: ", b"WARNING: Logging before InitGoogle", b"E0000 ")
-_quiet_installed = False
-
-
-def quiet_native_logs() -> None:
-    """Drop MediaPipe / LiteRT's C++ log lines (written straight to file descriptor 2) for this process.
-
-    Python's `sys.stderr` is moved to a duplicate of the original descriptor, so libreface's own
-    messages and progress bars are untouched; a daemon thread forwards every other native line.
-    Called by the CLI and the GUI, not by the library (a host application keeps its own stderr).
-    """
-    global _quiet_installed
-    import sys
-    import threading
-
-    if _quiet_installed or os.environ.get("LIBREFACE_NATIVE_LOGS"):
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        read_fd, write_fd = os.pipe()
-        os.dup2(write_fd, 2)
-        os.close(write_fd)
-    except OSError:  # pragma: no cover - no fd 2 (e.g. a windowed app)
-        return
-    sys.stderr = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
-
-    def pump() -> None:
-        buf = b""
-        with os.fdopen(read_fd, "rb", buffering=0) as r:
-            while True:
-                chunk = r.read(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                out = b"".join(line + b"\n" for line in lines if not line.startswith(_NATIVE_NOISE))
-                if out:
-                    os.write(saved, out)
-
-    threading.Thread(target=pump, name="libreface-native-log", daemon=True).start()
-    _quiet_installed = True

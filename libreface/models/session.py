@@ -17,7 +17,7 @@ import numpy as np
 
 from ..align import ALIGN_VERSION, to_model_input
 from ..errors import ModelError
-from .registry import verify
+from ..weights import verify
 
 CARD_KEY = "libreface.card"
 OUTPUTS: tuple[str, ...] = ("au_intensity", "au_occurrence", "expression", "features")

@@ -1,0 +1,97 @@
+"""Evaluation metrics: predictions of a table -> accuracy, macro-F1, AU AUC / F1 (no model, no torch).
+
+What each number is measured against:
+
+* FER+ accuracy / macro-F1: the majority vote of the 10 FER+ annotators (`label.csv`, first
+  maximum; images whose majority is unknown / not-a-face are excluded), FER2013Test split.
+* CK+ expression accuracy: the CK+ emotion label of the sequence, on CK+ subjects kept out of
+  training (`ck_test`); CK+ has no neutral class, the prediction is the arg-max over all 8.
+* AU AUC / F1: the human CK+ FACS occurrence codes of the `ck_test` subjects, per DISFA AU; F1 at
+  the model's documented threshold (0.5). The blendshape baseline scores the same faces with the
+  raw blendshape AU score (`distill.labels.au_scores`); its F1 uses the calibrated trace anchor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data.records import EXPRESSIONS
+from .dataset import Table
+from .labels import AU_NAMES
+
+OCCURRENCE_THRESHOLD = 0.5
+"""Probability at or above which an AU counts as present (written into every model card)."""
+
+
+def _macro_f1(y: np.ndarray, p: np.ndarray, n: int) -> float:
+    f1s = []
+    for c in range(n):
+        tp = np.sum((p == c) & (y == c))
+        denom = np.sum(p == c) + np.sum(y == c)
+        if np.sum(y == c) > 0:
+            f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s)) if f1s else float("nan")
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, s))
+
+
+def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+    tp = float(np.sum(pred & (y == 1)))
+    denom = float(pred.sum() + (y == 1).sum())
+    return 2 * tp / denom if denom else float("nan")
+
+
+def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float = OCCURRENCE_THRESHOLD) -> dict:
+    """Metrics of predictions on a table (see the module docstring for what each is measured against)."""
+    m: dict = {}
+    fer = (table.source == "ferplus") & table.expr_mask
+    if fer.any():
+        y = table.expr[fer].argmax(1)
+        p = pred["expression"][fer].argmax(1)
+        m["fer_accuracy"] = float((y == p).mean())
+        m["fer_macro_f1"] = _macro_f1(y, p, len(EXPRESSIONS))
+        m["fer_n"] = int(fer.sum())
+        m["fer_confusion"] = np.bincount(y * len(EXPRESSIONS) + p, minlength=len(EXPRESSIONS) ** 2).reshape(8, 8).tolist()
+    ck = (table.source == "ckplus") & table.expr_mask
+    if ck.any():
+        y = table.expr[ck].argmax(1)
+        p = pred["expression"][ck].argmax(1)
+        m["ck_accuracy"] = float((y == p).mean())
+        m["ck_n"] = int(ck.sum())
+        m["ck_confusion"] = np.bincount(y * 8 + p, minlength=64).reshape(8, 8).tolist()
+    known = table.occ_human >= 0
+    if known.any():
+        per_au = {}
+        for j, name in enumerate(AU_NAMES):
+            rows = known[:, j]
+            y = table.occ_human[rows, j]
+            per_au[name] = {
+                "n_pos": int((y == 1).sum()),
+                "n": int(rows.sum()),
+                "auc": _auc(y, pred["au_occurrence"][rows, j]),
+                "f1": _f1(y, pred["au_occurrence"][rows, j] >= au_threshold),
+                "auc_intensity": _auc(y, pred["au_intensity"][rows, j]),
+            }
+        m["au"] = per_au
+        m["au_mean_auc"] = float(np.nanmean([v["auc"] for v in per_au.values()]))
+        m["au_mean_f1"] = float(np.nanmean([v["f1"] for v in per_au.values()]))
+    return m
+
+
+def baseline_metrics(table: Table, trace: list[float]) -> dict:
+    """The blendshape-mapping baseline on the same faces: raw AU scores as occurrence scores."""
+    known = table.occ_human >= 0
+    per_au = {}
+    for j, name in enumerate(AU_NAMES):
+        rows = known[:, j] & ~np.isnan(table.au_raw[:, j])
+        y = table.occ_human[rows, j]
+        s = table.au_raw[rows, j]
+        per_au[name] = {"n_pos": int((y == 1).sum()), "n": int(rows.sum()), "auc": _auc(y, s), "f1": _f1(y, s >= trace[j])}
+    return {"au": per_au, "au_mean_auc": float(np.nanmean([v["auc"] for v in per_au.values()])),
+            "au_mean_f1": float(np.nanmean([v["f1"] for v in per_au.values()]))}

@@ -1,0 +1,57 @@
+"""Run a model over a prepared table: the input normalisation shared by training, evaluation and export.
+
+Lower layer of the training package: `train`, `evaluate` and `export` import it, it imports none of them.
+torch is imported on first use, so importing this module (and `evaluate`) stays light.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dataset import Table
+
+NORM_MEAN = (0.5, 0.5, 0.5)
+NORM_STD = (0.25, 0.25, 0.25)
+"""Input normalisation on the 0..1 scale, written into every model card."""
+
+
+def to_input(images):
+    """(B, S, S) uint8 grey torch tensor -> (B, 3, S, S) float32 normalised (the runtime's `to_model_input`,
+    grey mode)."""
+    from ._torch import torch
+
+    x = images.float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
+    mean = torch.tensor(NORM_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(NORM_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
+    """Run a torch model over a table (no augmentation). Returns numpy arrays:
+    `expression` (N, 8) probabilities, `au_intensity` (N, 12), `au_occurrence` (N, 12) probabilities."""
+    from ._torch import torch
+
+    outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(table), batch):
+            o = model(to_input(torch.from_numpy(table.images[i : i + batch])))
+            outs["expression"].append(torch.softmax(o["expr_logits"], 1).numpy())
+            outs["au_intensity"].append(o["au_intensity"].numpy())
+            outs["au_occurrence"].append(torch.sigmoid(o["occ_logits"]).numpy())
+    return {k: np.concatenate(v) if v else np.zeros((0, 12 if k != "expression" else 8), np.float32) for k, v in outs.items()}
+
+
+def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False) -> dict[str, np.ndarray]:
+    """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table;
+    `mirror` averages each face with its mirror image, as the analyzer does by default. Same arrays as `predict`."""
+    from libreface.models.session import StudentModel
+
+    model = StudentModel(path, threads=threads, mirror=mirror)
+    outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
+    for i in range(0, len(table), batch):
+        g = table.images[i : i + batch]
+        o = model.run_crops(np.repeat(g[..., None], 3, axis=-1))
+        for k in outs:
+            outs[k].append(o[k])
+    return {k: np.concatenate(v) for k, v in outs.items()}
