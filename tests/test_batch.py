@@ -172,11 +172,46 @@ def test_a_torn_last_ledger_line_is_dropped_and_the_next_record_starts_on_its_ow
 def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
     first = Ledger(tmp_path)
     try:
-        with pytest.raises(OutputError, match="another libreface batch is writing this folder"):
+        with pytest.raises(OutputError, match=rf"another libreface batch is writing it \(pid {os.getpid()} on "):
             Ledger(tmp_path)
     finally:
         first.close()
+    assert not (tmp_path / ".lock").exists()  # removed when the batch ends
     Ledger(tmp_path).close()  # released with the first
+
+
+_HOLD_LEDGER = """
+import sys, time
+from pathlib import Path
+from libreface.batch.ledger import Ledger
+ledger = Ledger(Path(sys.argv[1]))
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_batch_process_is_refused_at_once_and_a_killed_ones_lock_is_taken_over(tmp_path):
+    out, video = tmp_path / "out", tmp_path / "rec.mp4"
+    out.mkdir()
+    video.write_bytes(b"not analysed: the batch must stop at the lock")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LEDGER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = subprocess.run([sys.executable, "-m", "libreface", "batch", str(video), "-o", str(out), "--quiet"],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"another libreface batch is writing it (pid {holder.pid} on " in lines[0], lines
+        assert not (out / "csv" / "rec.csv").exists() and not (out / "csv" / "rec.csv.partial").exists()
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs, the lock file stays behind
+        holder.wait()
+    assert (out / ".lock").read_text().startswith(f"pid {holder.pid} ")  # stale file, but its flock is gone
+    ledger = Ledger(out)  # taken over
+    try:
+        assert (out / ".lock").read_text().startswith(f"pid {os.getpid()} ")
+    finally:
+        ledger.close()
 
 
 def test_dask_options_without_dask_are_one_line(monkeypatch, tmp_path):

@@ -22,7 +22,7 @@ class Ledger:
     def __init__(self, outdir: Path) -> None:
         self.outdir = outdir
         self.path = outdir / LEDGER_FILE
-        self._lock_fd = lock_folder(outdir / LOCK_FILE)
+        self._lock = lock_folder(outdir / LOCK_FILE)
         try:
             self.state = fold(self.path)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -33,7 +33,7 @@ class Ledger:
                     if f.read(1) != b"\n":  # a torn last line from a crash: start on a fresh line
                         os.write(self._fd, b"\n")
         except OSError as e:
-            unlock_folder(self._lock_fd)
+            unlock_folder(self._lock)
             raise OutputError(f"{self.path}: cannot write the ledger ({e.strerror or e}); "
                               "choose a writable output folder") from None
 
@@ -59,8 +59,8 @@ class Ledger:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-        unlock_folder(self._lock_fd)
-        self._lock_fd = None
+        unlock_folder(self._lock)
+        self._lock = None
 
 
 def fold(path: Path) -> dict[str, dict]:

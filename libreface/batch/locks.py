@@ -1,45 +1,28 @@
-"""Batch folder lock: one coordinating `libreface batch` per output folder (`OUTDIR/.lock`, flock / msvcrt)."""
+"""Batch folder lock: one coordinating `libreface batch` per output folder (`OUTDIR/.lock`).
+
+A thin wrapper over `libreface.outputs.atomic.OutputLock`, the one lock implementation of libreface: a second
+batch on the same OUTDIR is refused at once with one line naming the running pid, the lock file is removed
+when the batch ends, and a lock left by a killed batch (its `flock` released by the kernel) is taken over.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
-from ..errors import OutputError
+from ..outputs.atomic import OutputLock
 
 
-def lock_folder(path: Path) -> int:
-    """Take an exclusive lock on `path` (held until `unlock_folder`); OutputError if another batch holds it."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot create the lock file ({e.strerror or e}); "
-                          "choose a writable output folder") from None
-    try:
-        if os.name == "nt":  # pragma: no cover - Windows
-            import msvcrt
+def lock_folder(path: Path) -> OutputLock:
+    """Lock the batch folder through its lock file `path` (`OUTDIR/.lock`), held until `unlock_folder`.
 
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = ""
-        try:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip()
-        except OSError:
-            pass
-        os.close(fd)
-        raise OutputError(f"{path.parent}: another libreface batch is writing this folder"
-                          f"{f' ({holder})' if holder else ''}; wait for it to end or choose another -o") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
-    return fd
+    Raises:
+        OutputError: another batch holds it ("OUTDIR: another libreface batch is writing it (pid N on HOST); ..."),
+            or the lock file cannot be created.
+    """
+    return OutputLock(path.parent, lock_file=path, writer="batch")
 
 
-def unlock_folder(fd: int | None) -> None:
-    """Release a lock taken by `lock_folder` (None: nothing to release)."""
-    if fd is not None:
-        os.close(fd)  # closing the descriptor releases flock / msvcrt locks
+def unlock_folder(lock: OutputLock | None) -> None:
+    """Release a lock taken by `lock_folder` and remove its file (None: nothing to release)."""
+    if lock is not None:
+        lock.release()

@@ -96,6 +96,8 @@ class OutputLock:
 
     Args:
         path: the output file (not the lock file); the lock is `lock_path(path)`.
+        lock_file: another lock file instead (a batch locks its folder with `OUTDIR/.lock`).
+        writer: what the refusal calls the running writer ("run", "batch").
 
     Attributes:
         path: the output file.
@@ -106,9 +108,10 @@ class OutputLock:
             lock file cannot be created.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, lock_file: str | os.PathLike | None = None, writer: str = "run"):
         self.path = Path(path)
-        self.lock_path = lock_path(self.path)
+        self.lock_path = Path(lock_file) if lock_file is not None else lock_path(self.path)
+        self._writer = writer
         self._file = None
         while self._file is None:
             self._file = self._try_acquire()
@@ -127,7 +130,7 @@ class OutputLock:
         try:
             if not _lock_file(f, self.lock_path):
                 holder = _read_holder(f)
-                raise OutputError(f"{self.path}: another libreface run is writing it "
+                raise OutputError(f"{self.path}: another libreface {self._writer} is writing it "
                                   f"({holder or 'pid unknown'}); wait for it to end or choose another output")
             try:  # the holder we waited for may have removed the file: then lock the new one
                 same = os.path.samestat(os.fstat(f.fileno()), os.stat(self.lock_path))
@@ -207,6 +210,26 @@ def _read_holder(f) -> str:
         if text or time.monotonic() >= deadline:
             return text
         time.sleep(0.02)  # the holder has locked the file but not yet written its pid
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write a whole file in one go: `data` (str as UTF-8) to `<path>.partial` under `<path>.lock`, fsync, rename.
+
+    Returns `path`; OutputError (one line naming it) when it cannot be written.
+    """
+    path = Path(path)
+    check_output_path(path)
+    with OutputLock(path):
+        tmp = partial_path(path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise open_error(path, e) from None
+        commit(tmp, path)
+    return path
 
 
 class AtomicSink:
