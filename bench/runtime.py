@@ -1,6 +1,6 @@
 """End-to-end speed of the analyzer, per stage, against the landmarker-only floor.
 
-    python bench/runtime.py [--videos DIR] [--threads 2] [--model au_r10t_int8.v3] [--no-mirror] [--json out.json]
+    python bench/runtime.py [--videos DIR] [--threads 2] [--model au_r10t_int8.v3] [--mirror] [--json out.json]
 
 For each video (the shared real videos when `../shared/data/videos` exists, plus a generated 1080p
 clip): decode-only fps; landmarker-only fps (MediaPipe FaceLandmarker in VIDEO mode over the same
@@ -49,7 +49,7 @@ def make_1080p(path: Path, seconds: float = 6.0, fps: int = 30) -> Path:
     return path
 
 
-def stage_times(path: Path, model_name: str, threads: int, mirror: bool = True) -> dict:
+def stage_times(path: Path, model_name: str, threads: int, mirror: bool = False) -> dict:
     """Each stage alone over the whole video, in ms per frame (models: per frame, batched 16 frames)."""
     from libreface.align import align_face
     from libreface.landmarks import FaceFrontEnd, FrontEndOptions
@@ -77,6 +77,17 @@ def stage_times(path: Path, model_name: str, threads: int, mirror: bool = True) 
     t = time.perf_counter()
     crops = [align_face(rgb, f.landmarks_px, size).crop for (_, _, rgb), fs in zip(frames, faces) for f in fs]
     align = time.perf_counter() - t
+    geometry = 0.0
+    try:  # gaze, head translation and 3-D landmarks (absent in trees before they existed)
+        from libreface.pipeline import face_geometry
+    except ImportError:
+        face_geometry = None
+    if face_geometry is not None:
+        t = time.perf_counter()
+        for (_, _, rgb), fs in zip(frames, faces):
+            for f in fs:
+                face_geometry(f, rgb.shape[1], rgb.shape[0])
+        geometry = time.perf_counter() - t
     t = time.perf_counter()
     for i in range(0, len(crops), 16):
         model.run_crops(np.stack(crops[i : i + 16]))
@@ -92,10 +103,10 @@ def stage_times(path: Path, model_name: str, threads: int, mirror: bool = True) 
         write = time.perf_counter() - t
     ms = lambda s: round(1000 * s / max(1, n), 2)  # noqa: E731
     return {"frames": n, "decode_ms": ms(decode), "landmarks_ms": ms(landmarks), "landmarker_only_ms": ms(floor),
-            "align_ms": ms(align), "models_ms": ms(models), "write_ms": ms(write), "faces": len(crops)}
+            "align_ms": ms(align), "geometry_ms": ms(geometry), "models_ms": ms(models), "write_ms": ms(write), "faces": len(crops)}
 
 
-def end_to_end(path: Path, model_name: str, threads: int, mirror: bool = True) -> dict:
+def end_to_end(path: Path, model_name: str, threads: int, mirror: bool = False) -> dict:
     """Wall-clock fps of the full pipeline writing CSV + features with every column group on."""
     from libreface.pipeline import Analyzer, AnalyzerOptions
 
@@ -113,7 +124,7 @@ def main() -> int:
     p.add_argument("--videos", type=Path, default=REPO.parent / "shared" / "data" / "videos")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None)
-    p.add_argument("--no-mirror", action="store_true", help="run each face once (the analyzer's --no-mirror)")
+    p.add_argument("--mirror", action="store_true", help="also run each face mirrored (the analyzer's --mirror)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     from libreface.models.registry import DEFAULT_MODEL
@@ -125,18 +136,18 @@ def main() -> int:
     videos.append(make_1080p(tmp / "generated_1080p.mp4"))
     rows = []
     for v in videos:
-        row = {"video": v.name, **stage_times(v, model, args.threads, not args.no_mirror),
-               **end_to_end(v, model, args.threads, not args.no_mirror)}
+        row = {"video": v.name, **stage_times(v, model, args.threads, args.mirror),
+               **end_to_end(v, model, args.threads, args.mirror)}
         floor_fps = 1000 / row["landmarker_only_ms"]
         row["landmarker_only_fps"] = round(floor_fps, 1)
         row["e2e_vs_floor"] = round(row["e2e_fps"] / floor_fps, 2)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
-    print(f"model {model}{'' if args.no_mirror else ' +mirror'}, {args.threads} ONNX Runtime threads, {default_threads()} cores\n")
-    print("| video | frames | decode ms | landmarks ms | align ms | models ms | write ms | landmarker-only fps | end-to-end fps | e2e / floor |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"model {model}{' +mirror' if args.mirror else ''}, {args.threads} ONNX Runtime threads, {default_threads()} cores\n")
+    print("| video | frames | decode ms | landmarks ms | align ms | geometry ms | models ms | write ms | landmarker-only fps | end-to-end fps | e2e / floor |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['video']} | {r['frames']} | {r['decode_ms']} | {r['landmarks_ms']} | {r['align_ms']} | {r['models_ms']} | "
+        print(f"| {r['video']} | {r['frames']} | {r['decode_ms']} | {r['landmarks_ms']} | {r['align_ms']} | {r['geometry_ms']} | {r['models_ms']} | "
               f"{r['write_ms']} | {r['landmarker_only_fps']} | {r['e2e_fps']} | {r['e2e_vs_floor']} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -96,7 +96,7 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
         "divisible by 5 within the local training-subject subset), emotion labels and human FACS AU codes; AU AUC/F1 "
         "compare the occurrence probability with those codes (F1 at 0.5). Intensities have no human reference here: they "
         "follow the calibrated blendshape signal. `+mirror`: each face also run mirrored and the two outputs averaged, "
-        "as `libreface` does unless `--no-mirror` is given. Speed: ONNX Runtime, 2 threads, median per face.",
+        "as `libreface --mirror` does. Speed: ONNX Runtime, 2 threads, median per face.",
         *([f"Rows merged from {', '.join(f'`{Path(r).as_posix()}`' for r in reports_paths)}."] if len(reports_paths) > 1 else []),
         "",
         "## Commands", "",
@@ -119,5 +119,46 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
         "- Short training on 2 CPU cores: see the README for how far the targets are and what would close the gap.",
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_added_aus_card(name: str, result: dict, out_dir: Path, table_md: str) -> Path:
+    """Write `<out_dir>/<name>.md` for a student grown by `distill add-aus` from the result it returned and its
+    Markdown report `table_md` (`distill.add_aus.markdown(result)`)."""
+
+    base = result["base"]
+    lines = [
+        f"# {name}", "",
+        f"`{base}` (see its card for the trunk, its training and its 12 DISFA AUs, unchanged here) with OpenFace 2.2's "
+        "remaining AUs added by `python -m distill add-aus`: AU07, AU10, AU14, AU23, AU45 intensity (0-5) and "
+        "occurrence, AU28 occurrence. Outputs: 17 AU intensities and 18 AU occurrences in OpenFace's order, 8 expression "
+        "probabilities and the base's feature vector, which the new linear heads read (the trunk is the base's, "
+        "byte for byte; so are its expression and feature outputs).", "",
+        "## How the added AUs are made", "",
+        "- Teacher signal: MediaPipe blendshapes mapped to each AU (`distill/labels.py`, `AU_BLENDSHAPES`) and calibrated "
+        "to 0-5 on the training rows only (FER+ Train, CK+ subjects whose number is not 0 or 1 mod 5).",
+        "- Heads: one linear intensity head (5 * sigmoid, on the calibrated signal) and one occurrence head (sigmoid; human "
+        "CK+ FACS codes for AU7/10/14/23 on training subjects, calibrated intensity >= 1 at weight 0.3 elsewhere) per AU.",
+        "- Source per AU, chosen on the CK+ validation subjects (numbers = 1 mod 5): the head or the calibrated blendshape "
+        "mapping, whichever has the higher AUC against the human codes. AUs whose source is the mapping are listed in "
+        "the card's `blendshape_aus` entry (blendshapes, calibration anchors, logistic probability map); the analyzer "
+        "computes them from each face's blendshapes (`libreface/models/blendshape_aus.py`). The graph still holds a head "
+        "for every added AU, so runtimes that ignore the entry get the head's values.",
+        "- The base student trained on the CK+ validation subjects; the added heads did not.", "",
+        "## Measurements", "",
+        table_md.split("\n", 2)[2],
+        "## Commands", "",
+        "```",
+        f"python -m distill add-aus --base {base} --name {name} --out reports/aus17",
+        "```", "",
+        "## Known limits", "",
+        "- AU23 uses mouthPress as a proxy (no lip-tightener blendshape exists); AU28 has no human reference here and is "
+        "unmeasured; AU45 is measured only against a geometric eye-closure reference, not human blink codes.",
+        "- Few CK+ positives per added AU on the validation and test subjects (see n+): the AUCs have wide error bars.",
+        "- Terms of use and the base's limits: see the base's card.",
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -2,11 +2,16 @@
 
 Splits (all by person where persons are known):
 
-* `train`: FER+ `FER2013Train` + CK+ subjects whose number is not divisible by 5;
+* `train`: FER+ `FER2013Train` + CK+ subjects whose number is neither divisible by 5 nor = 1 (mod 5);
 * `valid`: FER+ `FER2013Valid` (model selection);
+* `ck_valid`: CK+ subjects whose number is = 1 (mod 5): held out of every training run, used to choose
+  checkpoints, defaults, thresholds and sources (with `valid`);
 * `test`: FER+ `FER2013Test` (reported, never used to choose anything);
 * `ck_test`: CK+ subjects whose number is divisible by 5 (expression accuracy and AU AUC/F1
-  against the human FACS codes of people never seen in training).
+  against the human FACS codes of people never seen in training; scored once per shipped model).
+
+The CK+ subject split is defined in one place: `ck_split` (constants `CK_TEST_EVERY`, `CK_VALID_REMAINDER`).
+Models shipped before this split existed (up to au_r10t v6) trained on the `ck_valid` subjects too.
 
 Images are kept as (N, S, S) uint8 grey: every dataset here is grey, and the model card says
 `color: gray`, so the runtime feeds the luma of colour frames the same way (`libreface.align.to_model_input`).
@@ -28,6 +33,9 @@ PSEUDO_OCCURRENCE_WEIGHT = 0.3
 
 CK_TEST_EVERY = 5
 """CK+ subjects whose number is divisible by this are kept out of training (`ck_test`)."""
+
+CK_VALID_REMAINDER = 1
+"""CK+ subjects whose number is = this (mod `CK_TEST_EVERY`) are kept out of training for validation (`ck_valid`)."""
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -97,17 +105,24 @@ def _table(p: PreparedSplit, source: str) -> Table:
     )
 
 
-def _ck_is_test(subjects: np.ndarray) -> np.ndarray:
-    return np.array([s != "" and int(s.lstrip("Ss")) % CK_TEST_EVERY == 0 for s in subjects], bool)
+def ck_split(subjects: np.ndarray) -> np.ndarray:
+    """(N,) CK+ subject ids ("S010") -> (N,) str "train", "valid" or "test" (the one definition of the CK+ split;
+    an unknown subject "" is "train")."""
+    out = []
+    for s in subjects:
+        r = int(s.lstrip("Ss")) % CK_TEST_EVERY if s != "" else -1
+        out.append("test" if r == 0 else "valid" if r == CK_VALID_REMAINDER else "train")
+    return np.array(out)
 
 
 def build_tables(prepared_root: Path) -> tuple[dict[str, Table], Calibration]:
     """Read `<prepared_root>/<dataset>/<split>.npz`, fit the AU calibration on `train`, label every split.
 
     Returns:
-        ({"train", "valid", "test", "ck_test"} -> Table (missing datasets give empty splits), calibration).
+        ({"train", "valid", "ck_valid", "test", "ck_test"} -> Table (missing datasets give no entry), calibration
+        fitted on `train` only).
     """
-    tables: dict[str, list[Table]] = {"train": [], "valid": [], "test": [], "ck_test": []}
+    tables: dict[str, list[Table]] = {"train": [], "valid": [], "ck_valid": [], "test": [], "ck_test": []}
     fer = Path(prepared_root) / "ferplus"
     for split in ("train", "valid", "test"):
         if (fer / f"{split}.npz").exists():
@@ -115,9 +130,10 @@ def build_tables(prepared_root: Path) -> tuple[dict[str, Table], Calibration]:
     ck_path = Path(prepared_root) / "ckplus" / "train.npz"
     if ck_path.exists():
         ck = _table(PreparedSplit.load(ck_path), "ckplus")
-        is_test = _ck_is_test(ck.subject)
-        tables["train"].append(ck.subset(~is_test))
-        tables["ck_test"].append(ck.subset(is_test))
+        split = ck_split(ck.subject)
+        tables["train"].append(ck.subset(split == "train"))
+        tables["ck_valid"].append(ck.subset(split == "valid"))
+        tables["ck_test"].append(ck.subset(split == "test"))
     if not tables["train"]:
         raise FileNotFoundError(f"{prepared_root}: no prepared datasets; run `libreface-distill prepare` first")
     out = {k: Table.concat(v) if v else None for k, v in tables.items()}
@@ -135,7 +151,8 @@ def build_tables(prepared_root: Path) -> tuple[dict[str, Table], Calibration]:
         human = t.occ_human >= 0
         t.occ[:] = np.where(human, t.occ_human.clip(0, 1), pseudo)
         t.occ_w[:] = np.where(human, 1.0, np.where(detected[:, None], PSEUDO_OCCURRENCE_WEIGHT, 0.0))
-    # only human codes of training subjects are labels; test-subject codes are for evaluation only
-    if out["ck_test"] is not None:
-        out["ck_test"].occ_w[:] = 0.0
+    # only human codes of training subjects are labels; validation- and test-subject codes are for evaluation only
+    for held_out in ("ck_valid", "ck_test"):
+        if out[held_out] is not None:
+            out[held_out].occ_w[:] = 0.0
     return {k: v for k, v in out.items() if v is not None}, cal

@@ -77,8 +77,13 @@ def _row(name: str, kind: str, m_test: dict, m_ck: dict, extra: dict | None = No
             "au_mean_f1": m_ck.get("au_mean_f1"), **(extra or {})}
 
 
-def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2, ensemble: list | None = None) -> dict:
-    """Evaluate torch runs and exported ONNX models on FER+ test and CK+ held-out subjects.
+def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2, ensemble: list | None = None,
+           split: str = "test") -> dict:
+    """Evaluate torch runs and exported ONNX models on FER+ and CK+ held-out subjects.
+
+    `split`: "test" (FER+ `FER2013Test` + CK+ test subjects: the figures a shipped model reports, scored once per
+    model) or "valid" (FER+ `FER2013Valid` + CK+ validation subjects: the figures models, thresholds and sources are
+    chosen on; see `distill.dataset`).
 
     Every ONNX model is evaluated twice: as it is (row `<file>`) and with mirror averaging (row `<file> +mirror`,
     the analyzer's default; see `libreface.models.session.StudentModel`). `ensemble`: ONNX files whose outputs are
@@ -94,10 +99,13 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
     from .paths import cache_dir
     from .train import load_run
 
+    if split not in ("test", "valid"):
+        raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables, cal = build_tables(Path(prepared) if prepared else cache_dir() / "prepared")
-    test, ck = tables["test"], tables.get("ck_test")
+    fer_key, ck_key = f"fer_{split}", f"ck_{split}"
+    test, ck = tables[split], tables.get(ck_key)
     rows, details = [], {}
     base = baseline_metrics(ck, cal.trace) if ck is not None else {}
     rows.append(_row("blendshape baseline", "mapping", {}, base))
@@ -106,8 +114,8 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
         model, _ = load_run(run)
         m_test, m_ck = task_metrics(predict(model, test), test), task_metrics(predict(model, ck), ck) if ck is not None else {}
         rows.append(_row(run, "torch", m_test, m_ck))
-        details[run] = {"fer_test": m_test, "ck_test": m_ck}
-    splits = {"fer_test": test, "ck_test": ck}
+        details[run] = {fer_key: m_test, ck_key: m_ck}
+    splits = {fer_key: test, ck_key: ck}
     cached: dict = {}
 
     def onnx_outputs(path: Path, split: str, mirror: bool) -> dict[str, np.ndarray]:
@@ -120,27 +128,27 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
     for path in map(Path, onnx):
         for mirror in (False, True):
             name, stem = (f"{path.name} +mirror", f"{path.stem}_mirror") if mirror else (path.name, path.stem)
-            m_test = task_metrics(onnx_outputs(path, "fer_test", mirror), test)
-            m_ck = task_metrics(onnx_outputs(path, "ck_test", mirror), ck) if ck is not None else {}
+            m_test = task_metrics(onnx_outputs(path, fer_key, mirror), test)
+            m_ck = task_metrics(onnx_outputs(path, ck_key, mirror), ck) if ck is not None else {}
             speed = onnx_ms_per_face(path, threads=threads, mirror=mirror)
             rows.append(_row(name, "onnx", m_test, m_ck, speed))
-            details[name] = {"fer_test": m_test, "ck_test": m_ck, "speed": speed}
-            confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{stem}.png", f"{stem}: FER+ test")
+            details[name] = {fer_key: m_test, ck_key: m_ck, "speed": speed}
+            confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{stem}.png", f"{stem}: FER+ {split}")
     if ensemble:
         members = [Path(p) for p in ensemble]
         for mirror in (False, True):
             name = f"ensemble of {len(members)}: {' + '.join(p.stem for p in members)}" + (" +mirror" if mirror else "")
             m = {}
-            for split, table in splits.items():
+            for key, table in splits.items():
                 if table is None:
                     continue
-                preds = [onnx_outputs(p, split, mirror) for p in members]
-                m[split] = task_metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
-            rows.append(_row(name, "ensemble", m["fer_test"], m.get("ck_test", {})))
+                preds = [onnx_outputs(p, key, mirror) for p in members]
+                m[key] = task_metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
+            rows.append(_row(name, "ensemble", m[fer_key], m.get(ck_key, {})))
             details[name] = m
-    result = {"rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
-              "n": {"fer_test": int(len(test)), "ck_test": int(len(ck)) if ck is not None else 0,
-                    "ck_test_subjects": int(len(set(ck.subject))) if ck is not None else 0}}
+    result = {"split": split, "rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
+              "n": {fer_key: int(len(test)), ck_key: int(len(ck)) if ck is not None else 0,
+                    f"{ck_key}_subjects": int(len(set(ck.subject))) if ck is not None else 0}}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float))
     (out_dir / "metrics.md").write_text(markdown(result))
     return result
@@ -155,8 +163,12 @@ def _fmt(v, pct: bool = True) -> str:
 def markdown(result: dict) -> str:
     """The Markdown form of `report`'s result."""
     n = result["n"]
+    split = result.get("split", "test")
+    fer_key, ck_key = f"fer_{split}", f"ck_{split}"
+    ck_rule = "numbers divisible by 5" if split == "test" else "numbers = 1 (mod 5), held out of training since the validation split"
     lines = [
-        "| model | kind | FER+ test acc % | FER+ macro-F1 % | CK+ acc % (held-out subjects) | AU mean AUC % | AU mean F1 % | ms/face b1 | ms/face b16 |",
+        f"| model | kind | FER+ {split} acc % | FER+ macro-F1 % | CK+ acc % ({split} subjects) | AU mean AUC % | AU mean F1 % | "
+        "ms/face b1 | ms/face b16 |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
@@ -165,17 +177,27 @@ def markdown(result: dict) -> str:
             f"{_fmt(r['au_mean_auc'])} | {_fmt(r['au_mean_f1'])} | {_fmt(r.get('ms_per_face_batch1'), False)} | "
             f"{_fmt(r.get('ms_per_face_batch16'), False)} |"
         )
-    lines += ["", f"FER+ test: {n['fer_test']} faces (majority vote of 10 annotators). CK+ held-out: {n['ck_test']} images of "
-              f"{n['ck_test_subjects']} subjects (numbers divisible by 5), human FACS AU codes. AU figures are over the "
+    lines += ["", f"FER+ {split}: {n[fer_key]} faces (majority vote of 10 annotators). CK+ {split} subjects: {n[ck_key]} images of "
+              f"{n[f'{ck_key}_subjects']} subjects ({ck_rule}), human FACS AU codes. AU figures are over the "
               "12 DISFA AUs, occurrence probability vs the human code; F1 at threshold 0.5 (baseline: calibrated trace anchor).", ""]
-    per_au = [(name, d) for name, d in result["details"].items() if "ck_test" in d and "au" in d["ck_test"]]
+    recall = [(name, d[fer_key]["fer_recall"]) for name, d in result["details"].items()
+              if isinstance(d.get(fer_key), dict) and "fer_recall" in d[fer_key]]
+    if recall:
+        classes = list(recall[0][1])
+        lines += [f"Per-class recall % on FER+ {split} (majority vote; faces per class in the header):", "",
+                  "| model | " + " | ".join(f"{c} ({recall[0][1][c]['n']})" for c in classes) + " |",
+                  "|---|" + "---:|" * len(classes)]
+        for name, rec in recall:
+            lines.append(f"| {name} | " + " | ".join(_fmt(rec[c]["recall"]) for c in classes) + " |")
+        lines.append("")
+    per_au = [(name, d) for name, d in result["details"].items() if ck_key in d and "au" in d[ck_key]]
     base = result["details"].get("blendshape baseline", {}).get("au")
     if per_au and base:
         aus = list(base)
-        lines += ["Per-AU AUC % on CK+ held-out subjects (positives / images):", "",
+        lines += [f"Per-AU AUC % on CK+ {split} subjects (positives / images):", "",
                   "| AU | n+ / n | baseline | " + " | ".join(name for name, _ in per_au) + " |",
                   "|---|---|---:|" + "---:|" * len(per_au)]
         for au in aus:
             lines.append(f"| {au} | {base[au]['n_pos']} / {base[au]['n']} | {_fmt(base[au]['auc'])} | "
-                         + " | ".join(_fmt(d["ck_test"]["au"][au]["auc"]) for _, d in per_au) + " |")
+                         + " | ".join(_fmt(d[ck_key]["au"][au]["auc"]) for _, d in per_au) + " |")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,10 @@ from is built here, in three documented steps:
 3. **Occurrence.** Human CK+ FACS codes where they exist (training subjects only); elsewhere the
    calibrated intensity >= 1 is a weak pseudo-label with a smaller loss weight.
 
+`distill add-aus` extends the same three steps to OpenFace's set (`OPENFACE_AU_INTENSITY`, `OPENFACE_AU_OCCURRENCE`):
+the new AUs' mappings are in `AU_BLENDSHAPES` too, and `au_scores` / `fit_calibration` take the AU list. The 12
+DISFA AUs' signal is unchanged, so the shipped students' heads stay valid.
+
 So every AU intensity a student outputs is measured against this calibrated blendshape signal,
 and every AU occurrence against the human CK+ codes of subjects it never saw (`distill evaluate`).
 """
@@ -27,11 +31,23 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from libreface.landmarks import BLENDSHAPE_NAMES
+from libreface.outputs import schema
 
 DISFA_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 """The AUs of the `au_intensity` and `au_occurrence` outputs (DISFA's set)."""
 
 AU_NAMES: tuple[str, ...] = tuple(f"AU{a:02d}" for a in DISFA_AUS)
+
+OPENFACE_AU_INTENSITY: tuple[int, ...] = tuple(int(a[2:]) for a in schema.OPENFACE_AU_INTENSITY)
+"""The 17 AU intensities OpenFace 2.2 reports (`AUxx_r`), in its column order (from the output schema)."""
+
+OPENFACE_AU_OCCURRENCE: tuple[int, ...] = tuple(int(a[2:]) for a in schema.OPENFACE_AU_OCCURRENCE)
+"""The 18 AU occurrences OpenFace 2.2 reports (`AUxx_c`): the intensities plus AU28 (from the output schema)."""
+
+
+def au_name(au: int) -> str:
+    """7 -> "AU07" (the names of the model cards and the CSV columns)."""
+    return f"AU{au:02d}"
 
 AU_BLENDSHAPES: dict[int, tuple[str, ...]] = {
     1: ("browInnerUp",),  # inner brow raiser
@@ -49,23 +65,32 @@ AU_BLENDSHAPES: dict[int, tuple[str, ...]] = {
     20: ("mouthStretchLeft", "mouthStretchRight"),  # lip stretcher
     25: ("mouthLowerDownLeft", "mouthLowerDownRight"),  # lips part
     26: ("jawOpen",),  # jaw drop
+    # --- OpenFace's remaining AUs (`distill add-aus`); CK+ codes exist for 7, 10, 14 and 23
+    7: ("eyeSquintLeft", "eyeSquintRight"),  # lid tightener: the lids narrow the eye from below
+    10: ("mouthUpperUpLeft", "mouthUpperUpRight"),  # upper lip raiser
+    14: ("mouthDimpleLeft", "mouthDimpleRight"),  # dimpler: lip corners pulled back and in
+    # lip tightener: a PROXY; ARKit has no lip-narrowing shape, mouthPress (lips pressed together) is the nearest
+    23: ("mouthPressLeft", "mouthPressRight"),
+    28: ("mouthRollLower", "mouthRollUpper"),  # lip suck: the lips rolled in over the teeth (occurrence only)
+    45: ("eyeBlinkLeft", "eyeBlinkRight"),  # blink: both lids closed
 }
 """AU -> blendshapes whose mean is the AU's raw score (geometric correspondence of ARKit shapes and FACS).
-Measured against CK+ FACS codes by `distill evaluate` (the "blendshape baseline")."""
+Measured against CK+ FACS codes by `distill evaluate` (the "blendshape baseline") and `distill add-aus`."""
 
 
-def au_scores(blendshapes: np.ndarray) -> np.ndarray:
+def au_scores(blendshapes: np.ndarray, aus: tuple[int, ...] = DISFA_AUS) -> np.ndarray:
     """Raw AU scores from blendshapes.
 
     Args:
         blendshapes: (N, 52) float scores 0..1 in `BLENDSHAPE_NAMES` order (NaN rows stay NaN).
+        aus: AU numbers, keys of `AU_BLENDSHAPES` (default DISFA's 12).
 
     Returns:
-        (N, 12) float32 scores 0..1 in `DISFA_AUS` order.
+        (N, len(aus)) float32 scores 0..1 in `aus` order.
     """
     bs = np.asarray(blendshapes, np.float32)
-    out = np.empty((len(bs), len(DISFA_AUS)), np.float32)
-    for j, au in enumerate(DISFA_AUS):
+    out = np.empty((len(bs), len(aus)), np.float32)
+    for j, au in enumerate(aus):
         cols = [BLENDSHAPE_NAMES.index(n) for n in AU_BLENDSHAPES[au]]
         out[:, j] = bs[:, cols].mean(axis=1)
     return out
@@ -73,7 +98,8 @@ def au_scores(blendshapes: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Calibration:
-    """Per-AU anchors of the piecewise-linear score -> intensity map (lists in `DISFA_AUS` order)."""
+    """Per-AU anchors of the piecewise-linear score -> intensity map (lists in the order of the AUs it was fitted on,
+    `DISFA_AUS` for the students' signal)."""
 
     neutral: list[float]  # score mapped to 0
     trace: list[float]  # score mapped to 1 (presence threshold)
@@ -81,7 +107,7 @@ class Calibration:
     trace_source: list[str]  # "ck+ f1" or "fer+ p90"
 
     def intensity(self, scores: np.ndarray) -> np.ndarray:
-        """(N, 12) raw scores -> (N, 12) float32 intensities on 0..5 (NaN stays NaN)."""
+        """(N, A) raw scores -> (N, A) float32 intensities on 0..5 (NaN stays NaN)."""
         s = np.asarray(scores, np.float32)
         out = np.empty_like(s)
         for j in range(s.shape[1]):
@@ -115,13 +141,13 @@ def fit_calibration(
     """Fit the anchors on training data only.
 
     Args:
-        fer_scores: (N, 12) raw AU scores of detected FER+ training faces.
+        fer_scores: (N, A) raw AU scores of detected FER+ training faces (A = 12 DISFA AUs, or any AU list).
         fer_neutral: (N,) bool, majority vote is neutral.
-        ck_scores: (M, 12) raw AU scores of detected CK+ training-subject faces.
-        ck_occurrence: (M, 12) int 0/1 human FACS codes (-1 unknown).
+        ck_scores: (M, A) raw AU scores of detected CK+ training-subject faces.
+        ck_occurrence: (M, A) int 0/1 human FACS codes (-1 unknown).
     """
     neutral, trace, top, source = [], [], [], []
-    for j in range(len(DISFA_AUS)):
+    for j in range(fer_scores.shape[1]):
         n = float(np.nanmedian(fer_scores[fer_neutral, j]))
         hi = float(np.nanquantile(np.concatenate([fer_scores[:, j], ck_scores[:, j]]), 0.995))
         known = ck_occurrence[:, j] >= 0

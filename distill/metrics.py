@@ -2,7 +2,7 @@
 
 What each number is measured against:
 
-* FER+ accuracy / macro-F1: the majority vote of the 10 FER+ annotators (`label.csv`, first
+* FER+ accuracy / macro-F1 / per-class recall: the majority vote of the 10 FER+ annotators (`label.csv`, first
   maximum; images whose majority is unknown / not-a-face are excluded), FER2013Test split.
 * CK+ expression accuracy: the CK+ emotion label of the sequence, on CK+ subjects kept out of
   training (`ck_test`); CK+ has no neutral class, the prediction is the arg-max over all 8.
@@ -58,6 +58,8 @@ def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float 
         m["fer_macro_f1"] = _macro_f1(y, p, len(EXPRESSIONS))
         m["fer_n"] = int(fer.sum())
         m["fer_confusion"] = np.bincount(y * len(EXPRESSIONS) + p, minlength=len(EXPRESSIONS) ** 2).reshape(8, 8).tolist()
+        m["fer_recall"] = {c: {"n": int((y == k).sum()), "recall": float((p[y == k] == k).mean()) if (y == k).any() else float("nan")}
+                           for k, c in enumerate(EXPRESSIONS)}
     ck = (table.source == "ckplus") & table.expr_mask
     if ck.any():
         y = table.expr[ck].argmax(1)

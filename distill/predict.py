@@ -44,14 +44,20 @@ def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
 
 def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False) -> dict[str, np.ndarray]:
     """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table;
-    `mirror` averages each face with its mirror image, as the analyzer does by default. Same arrays as `predict`."""
+    `mirror` averages each face with its mirror image, as the analyzer does by default. Same arrays as `predict`:
+    AU columns are picked by name from the model's card, so a model with more AUs (e.g. OpenFace's 17) is scored
+    on the 12 the tables carry."""
     from libreface.models.session import StudentModel
 
+    from .labels import AU_NAMES
+
     model = StudentModel(path, threads=threads, mirror=mirror)
+    cols = {"au_intensity": [model.card.au_intensity.index(n) for n in AU_NAMES],
+            "au_occurrence": [model.card.au_occurrence.index(n) for n in AU_NAMES]}
     outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
     for i in range(0, len(table), batch):
         g = table.images[i : i + batch]
         o = model.run_crops(np.repeat(g[..., None], 3, axis=-1))
         for k in outs:
-            outs[k].append(o[k])
+            outs[k].append(o[k][:, cols[k]] if k in cols else o[k])
     return {k: np.concatenate(v) for k, v in outs.items()}

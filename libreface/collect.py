@@ -41,7 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .blinks import blink_column, blink_summary
 from .errors import InputError, OutputError
+from .outputs.reader import expression_columns_in
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ expression probability column C, `C_mean, C_p10, C_p50, C_p90` over the analysed
 
 frames: analysed frames; face_rows: rows with an analysed face; frames_with_face: frames with at least one;
 pct_frames_with_face: 100 * frames_with_face / frames; duration_s: the recording's length (from the ledger).
+When the CSVs have an AU45 intensity column, `blinks` (blink events of all faces, each face track its own series)
+and `blink_rate_per_min` (per minute of face time) follow; see `libreface.blinks`. Without AU45 they are absent.
 Recordings that are not done (failed, partial, pending) have a row too, with their status and error and no figures.
 """
 
@@ -63,8 +67,6 @@ DATASET_MARKER = "_libreface.json"
 _INT = ("frame", "face_id", "success")
 _NULLABLE_INT = ("person_id",)
 _TEXT = ("expression",)
-_NOT_EXPRESSION = ("frame", "face_id", "person_id", "timestamp", "confidence", "success", "box_x0", "box_y0", "box_x1",
-                   "box_y1", "pose_pitch", "pose_yaw", "pose_roll")
 _OPENFACE_AU = re.compile(r"AU\d+_[rc]")
 
 
@@ -87,12 +89,9 @@ class CollectReport:
 
 
 def _pyarrow():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise ImportError("libreface collect needs pyarrow: pip install 'libreface-cpu[parquet]'") from e
-    return pa, pq
+    from .extras import require
+
+    return require("pyarrow", "parquet", "libreface collect"), require("pyarrow.parquet", "parquet", "libreface collect")
 
 
 def _kind(column: str, openface: bool) -> str:
@@ -109,13 +108,7 @@ def _kind(column: str, openface: bool) -> str:
 def _stat_columns(columns: list[str]) -> list[str]:
     """AU intensity columns, then the expression probability columns (those just before `expression`)."""
     intensity = [c for c in columns if c.endswith("_intensity")] or [c for c in columns if re.fullmatch(r"AU\d+_r", c)]
-    expressions: list[str] = []
-    if "expression" in columns:
-        for c in reversed(columns[: columns.index("expression")]):
-            if c.endswith(("_probability", "_presence", "_intensity")) or c in _NOT_EXPRESSION:
-                break
-            expressions.insert(0, c)
-    return intensity + expressions
+    return intensity + expression_columns_in(columns)
 
 
 class _Stats:
@@ -123,6 +116,8 @@ class _Stats:
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = _stat_columns(columns)
+        self.blink_column = blink_column(columns)
+        self._blink: list[np.ndarray] = []  # (n, 3): timestamp, face_id, AU45 intensity of analysed faces
         self.frames = self.frames_with_face = self.face_rows = 0
         self._last_frame = self._last_face_frame = None
         self._values: list[np.ndarray] = []
@@ -142,6 +137,9 @@ class _Stats:
         self.face_rows += int(ok.sum())
         if self.columns:
             self._values.append(chunk.loc[ok, self.columns].to_numpy(np.float32, na_value=np.nan))
+        if self.blink_column is not None:
+            self._blink.append(chunk.loc[ok, ["timestamp", "face_id", self.blink_column]].to_numpy(
+                np.float64, na_value=np.nan))
 
     def row(self) -> dict:
         out = {"frames": self.frames, "face_rows": self.face_rows, "frames_with_face": self.frames_with_face,
@@ -155,6 +153,9 @@ class _Stats:
         for i, c in enumerate(self.columns):
             out[f"{c}_mean"] = float(mean[i])
             out[f"{c}_p10"], out[f"{c}_p50"], out[f"{c}_p90"] = (float(v) for v in pct[:, i])
+        if self.blink_column is not None:
+            b = np.concatenate(self._blink) if self._blink else np.zeros((0, 3))
+            out.update(blink_summary(b[:, 0], b[:, 2], groups=b[:, 1]))
         return out
 
 
@@ -341,6 +342,8 @@ def collect_command(argv: list[str]) -> int:
     p.add_argument("-o", "--output", type=Path, default=None, help="dataset folder; default OUTDIR/study.parquet")
     p.add_argument("--summary-dir", type=Path, default=None, help="folder for summary.csv/.parquet; default OUTDIR")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="CSV rows read at a time")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUTDIR/reports/study.html: one row per recording and person (needs the report extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
@@ -359,4 +362,14 @@ def collect_command(argv: list[str]) -> int:
             print(f"libreface: {name}: {status}{f' ({error})' if error else ''}; not in the dataset", file=sys.stderr)
         print(f"libreface: {len(report.recordings)} recordings, {report.rows} rows -> {report.dataset}; "
               f"summary: {report.summary_csv}", file=sys.stderr)
+    if args.report:
+        from .report.study import make_study_report
+
+        try:
+            page = make_study_report(args.outdir)
+        except (ImportError, InputError, OutputError) as e:
+            print(f"libreface: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 1
+        if not args.quiet:
+            print(f"libreface: study report -> {page}", file=sys.stderr)
     return 0

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .geometry import reframe_transform
 from .imaging import resize
 from .quiet import NativeQuiet, quiet_native_logs  # noqa: F401 - quiet_native_logs: re-exported for the GUI
 
@@ -63,6 +64,9 @@ class FaceLandmarks:
         box_px: (x0, y0, x1, y1) landmark bounding box in frame pixels.
         confidence: 0..1, the face detector's score, or `TRACKED_CONFIDENCE` when only tracked.
         small: True when the face came from the small-face region pass.
+        transform: (4, 4) float64 MediaPipe facial transformation matrix (canonical face, cm -> camera space in
+            cm, OpenGL axes: x right, y up, z toward the viewer), in the whole frame's assumed 63° camera (region
+            pass matrices are re-expressed with `geometry.reframe_transform`); None when MediaPipe gave none.
     """
 
     landmarks_px: np.ndarray
@@ -71,6 +75,7 @@ class FaceLandmarks:
     box_px: tuple[float, float, float, float]
     confidence: float
     small: bool = False
+    transform: np.ndarray | None = None
 
     @property
     def size_px(self) -> float:
@@ -150,7 +155,10 @@ def _mp_image(rgb: np.ndarray):
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
 
 
-def _faces_from_result(result, width: int, height: int, offset=(0.0, 0.0), scale=1.0, small=False) -> list[FaceLandmarks]:
+def _faces_from_result(result, width: int, height: int, offset=(0.0, 0.0), scale=1.0, small=False,
+                       frame_wh: tuple[int, int] | None = None) -> list[FaceLandmarks]:
+    """Faces of one MediaPipe result on an image `width` x `height`; a crop of the frame when `frame_wh` is
+    given (`offset`: its top-left in the frame, `scale`: crop pixels per frame pixel)."""
     faces = []
     for i, lms in enumerate(result.face_landmarks):
         arr = np.array([(p.x, p.y, p.z) for p in lms], np.float32)
@@ -165,10 +173,14 @@ def _faces_from_result(result, width: int, height: int, offset=(0.0, 0.0), scale
             for c in result.face_blendshapes[i]:
                 bs[c.index] = c.score
         pose = (float("nan"),) * 3
+        transform = None
         if result.facial_transformation_matrixes:
-            pose = pose_from_matrix(np.asarray(result.facial_transformation_matrixes[i]))
+            transform = np.array(result.facial_transformation_matrixes[i], np.float64)
+            pose = pose_from_matrix(transform)
+            if frame_wh is not None:
+                transform = reframe_transform(transform, (width, height), offset, scale, frame_wh)
         box = (float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 0].max()), float(arr[:, 1].max()))
-        faces.append(FaceLandmarks(arr, bs, pose, box, TRACKED_CONFIDENCE, small))
+        faces.append(FaceLandmarks(arr, bs, pose, box, TRACKED_CONFIDENCE, small, transform))
     return faces
 
 
@@ -314,7 +326,8 @@ class FaceFrontEnd:
         s = self.options.region_px / side_i
         crop = resize(crop, (self.options.region_px,) * 2)
         res = self._region.detect(_mp_image(crop))
-        faces = _faces_from_result(res, self.options.region_px, self.options.region_px, offset=(x0, y0), scale=s, small=True)
+        faces = _faces_from_result(res, self.options.region_px, self.options.region_px, offset=(x0, y0), scale=s, small=True,
+                                   frame_wh=(w, h))
         return faces[0] if faces else None
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[FaceLandmarks]:
@@ -399,7 +412,8 @@ class FaceFrontEnd:
 
 
 def _with_confidence(face: FaceLandmarks, confidence: float) -> FaceLandmarks:
-    return FaceLandmarks(face.landmarks_px, face.blendshapes, face.pose_deg, face.box_px, float(confidence), face.small)
+    return FaceLandmarks(face.landmarks_px, face.blendshapes, face.pose_deg, face.box_px, float(confidence), face.small,
+                         face.transform)
 
 
 def _nms(items: list[tuple[tuple[float, float, float, float], float]], iou: float):

@@ -22,9 +22,13 @@ import numpy as np
 
 from .align import align_face
 from .errors import InputError
+from .gaze import gaze_angles, iris_gaze
+from .geometry import landmarks_3d_mm, translation_mm
 from .landmarks import FaceFrontEnd, FaceLandmarks, FrontEndOptions
 from .models.registry import DEFAULT_MODEL
+from .models.blendshape_aus import BlendshapeAUs
 from .models.session import StudentModel
+from .outputs.schema import IBUG68_FROM_MEDIAPIPE
 from .results import FaceResult, FrameResult, OutputLabels
 from .track import IouTracker
 
@@ -45,8 +49,8 @@ class AnalyzerOptions:
         threads: ONNX Runtime intra-op threads; 0 = all cores.
         batch_size: most frames whose faces are batched into one model call.
         queue_size: frames buffered between two stages.
-        mirror: also run every face mirrored left-right and average the two views' outputs (better on every
-            benchmark in the README's Models section, for twice the model time; the landmarker's time is unchanged).
+        mirror: also run every face mirrored left-right and average the two views' outputs (twice the model time;
+            off by default: no gain for the default model on FER+ validation, `reports/selection`).
         identity: resolve a `person_id` per person across the whole recording (face embeddings clustered at
             the end; needs the `identity` extra). Results are yielded with `person_id=-1`; `analyze` and
             `analyze_to_files` fill it in, and `last_identity` holds the `IdentityResult`.
@@ -61,7 +65,7 @@ class AnalyzerOptions:
     threads: int = 0
     batch_size: int = 16
     queue_size: int = 16
-    mirror: bool = True
+    mirror: bool = False
     identity: bool = False
 
     def __post_init__(self) -> None:
@@ -105,6 +109,7 @@ class _Pending:
     faces: list[FaceLandmarks]
     ids: list[int]
     crops: list[np.ndarray | None] = field(default_factory=list)
+    geometry: list[dict] = field(default_factory=list)
 
 
 class Analyzer:
@@ -126,6 +131,7 @@ class Analyzer:
         c = self.model.card
         self.labels = OutputLabels(c.au_intensity, c.au_occurrence, c.occurrence_threshold, c.expressions, c.feature_dim,
                                    self.model.name, mirror=options.mirror)
+        self.blendshape_aus = BlendshapeAUs.from_card(c)  # AUs the card computes from blendshapes (None: none)
         self.last_error: str | None = None
         self.last_info = None
         self.last_identity = None
@@ -371,10 +377,12 @@ class Analyzer:
                 if resolver is not None:
                     resolver.observe(frame.index, frame.rgb, faces, ids, frame.timestamp_s)
                 crops = []
+                h, w = frame.rgb.shape[:2]
                 for f in faces:
                     aligned = align_face(frame.rgb, f.landmarks_px, size)
                     crops.append(aligned.crop if aligned else None)
-                _put(q_out, _Pending(frame.index, frame.timestamp_s, faces, ids, crops), stop)
+                geometry = [face_geometry(f, w, h) for f in faces]
+                _put(q_out, _Pending(frame.index, frame.timestamp_s, faces, ids, crops, geometry), stop)
         except BaseException as e:
             _put(q_out, e, stop)
 
@@ -413,20 +421,36 @@ class Analyzer:
         results = []
         for p in batch:
             faces = []
-            for f, face_id, crop in zip(p.faces, p.ids, p.crops):
+            for f, face_id, crop, geo in zip(p.faces, p.ids, p.crops, p.geometry or [{}] * len(p.faces)):
                 if crop is not None:
                     vals = {name: out[name][k] for name in nan}
+                    if self.blendshape_aus is not None:
+                        vals = self.blendshape_aus.apply(f.blendshapes, vals)
                     k += 1
                 else:
                     vals = nan
                 faces.append(
                     FaceResult(
                         face_id=face_id, box_px=f.box_px, confidence=f.confidence, landmarks_px=f.landmarks_px,
-                        blendshapes=f.blendshapes, pose_deg=f.pose_deg, success=crop is not None, **vals,
+                        blendshapes=f.blendshapes, pose_deg=f.pose_deg, success=crop is not None, **vals, **geo,
                     )
                 )
             results.append(FrameResult(p.frame, p.timestamp_s, faces))
         return results
+
+
+def face_geometry(face: FaceLandmarks, width: int, height: int) -> dict:
+    """The `FaceResult` fields computed from landmarks and head pose alone: `gaze` (2, 3), `gaze_angle` (radians),
+    `translation_mm` (3,), `landmarks_3d_mm` (68, 3); {} when MediaPipe gave no transformation matrix."""
+    if face.transform is None:
+        return {}
+    gaze = iris_gaze(face.landmarks_px, face.transform, width, height)
+    return {
+        "gaze": gaze,
+        "gaze_angle": tuple(float(a) for a in gaze_angles(gaze)),
+        "translation_mm": tuple(float(v) for v in translation_mm(face.transform)),
+        "landmarks_3d_mm": landmarks_3d_mm(face.landmarks_px, face.transform, width, height, IBUG68_FROM_MEDIAPIPE),
+    }
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:

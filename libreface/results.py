@@ -52,6 +52,11 @@ class FaceResult:
         success: False when the face was found but could not be analysed (e.g. alignment failed);
             the model outputs are then NaN.
         person_id: identity across the recording (see `libreface.identity`), -1 when not assigned.
+        gaze: (2, 3) float64 unit gaze vectors of eye 0 (leftmost in the image) and eye 1, camera axes x right,
+            y down, z forward (toward the camera: z < 0); NaN when unknown. See `libreface.gaze`.
+        gaze_angle: (gaze_angle_x, gaze_angle_y) in radians, OpenFace's definition (see `libreface.gaze`).
+        translation_mm: (Tx, Ty, Tz) head position in mm, same camera axes (Tz = distance); see `libreface.geometry`.
+        landmarks_3d_mm: (68, 3) float64 iBUG-68 points X, Y, Z in mm in the same camera axes, or None.
     """
 
     face_id: int
@@ -66,6 +71,10 @@ class FaceResult:
     features: np.ndarray
     success: bool = True
     person_id: int = -1
+    gaze: np.ndarray = field(default_factory=lambda: np.full((2, 3), np.nan))
+    gaze_angle: tuple[float, float] = (float("nan"), float("nan"))
+    translation_mm: tuple[float, float, float] = (float("nan"),) * 3
+    landmarks_3d_mm: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

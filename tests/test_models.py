@@ -171,3 +171,86 @@ def test_every_shipped_model_matches_its_card(name, monkeypatch):
 def test_the_shipped_landmarker_matches_its_manifest_hash():
     assert registry.verify("face_landmarker").name == "face_landmarker.task"
     assert registry.get_entry("face_landmarker").sha256.startswith("64184e22")
+
+
+# -- OpenFace's 17 / 18 AUs: heads appended to a 12-AU graph, blendshape rules from the card ---------------------------
+
+OPENFACE_I = [f"AU{i:02d}" for i in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)]
+OPENFACE_O = [f"AU{i:02d}" for i in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
+ADDED_I = ["AU07", "AU10", "AU14", "AU23", "AU45"]
+ADDED_O = ["AU07", "AU10", "AU14", "AU23", "AU28", "AU45"]
+BLINK_RULE = {"AU45": {"blendshapes": ["eyeBlinkLeft", "eyeBlinkRight"], "anchors": [0.1, 0.4, 0.9],
+                       "probability": {"slope": 4.0, "intercept": -4.0}}}
+
+
+def _openface_model(tmp_path: Path, rules: dict | None = None):
+    from distill.au_heads import LinearHeads, append_heads
+
+    base = tmp_path / "base.onnx"
+    _tiny_onnx(base, _card())
+    rng = np.random.default_rng(5)
+    heads_i = LinearHeads(rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=5).astype(np.float32))
+    heads_o = LinearHeads(rng.normal(size=(6, 3)).astype(np.float32), rng.normal(size=6).astype(np.float32))
+    card = _card(name="tiny17.v2", au_intensity=OPENFACE_I, au_occurrence=OPENFACE_O,
+                 **({"blendshape_aus": rules} if rules else {}))
+    path = tmp_path / "tiny17.onnx"
+    append_heads(base, path, card, heads_i, ADDED_I, heads_o, ADDED_O)
+    return base, path, heads_i, heads_o
+
+
+def test_a_model_with_openfaces_17_and_18_aus_keeps_the_base_columns_and_adds_the_heads(tmp_path):
+    base, path, heads_i, heads_o = _openface_model(tmp_path)
+    model, old = StudentModel(path, threads=1), StudentModel(base, threads=1)
+    assert list(model.card.au_intensity) == OPENFACE_I and list(model.card.au_occurrence) == OPENFACE_O
+    crops = np.random.default_rng(6).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    out, ref = model.run_crops(crops), old.run_crops(crops)
+    assert out["au_intensity"].shape == (4, 17) and out["au_occurrence"].shape == (4, 18)
+    for k in ("expression", "features"):
+        np.testing.assert_array_equal(out[k], ref[k])
+    for j, name in enumerate(old.card.au_intensity):  # the 12 DISFA AUs: the base's values, at their OpenFace place
+        np.testing.assert_allclose(out["au_intensity"][:, OPENFACE_I.index(name)], ref["au_intensity"][:, j], rtol=1e-6)
+        np.testing.assert_allclose(out["au_occurrence"][:, OPENFACE_O.index(name)], ref["au_occurrence"][:, j], rtol=1e-6)
+    z_i, z_o = heads_i.logits(out["features"]), heads_o.logits(out["features"])
+    for j, name in enumerate(ADDED_I):
+        np.testing.assert_allclose(out["au_intensity"][:, OPENFACE_I.index(name)], 5 / (1 + np.exp(-z_i[:, j])), rtol=1e-5)
+    for j, name in enumerate(ADDED_O):
+        np.testing.assert_allclose(out["au_occurrence"][:, OPENFACE_O.index(name)], 1 / (1 + np.exp(-z_o[:, j])), rtol=1e-5)
+
+
+def test_blendshape_aus_of_the_card_overwrite_only_their_au(tmp_path):
+    from libreface.landmarks import BLENDSHAPE_NAMES
+    from libreface.models.blendshape_aus import BlendshapeAUs
+
+    _, path, _, _ = _openface_model(tmp_path, BLINK_RULE)
+    model = StudentModel(path, threads=1)
+    rules = BlendshapeAUs.from_card(model.card)
+    out = model.run_crops(np.full((1, 16, 16, 3), 90, np.uint8))
+    vals = {k: v[0] for k, v in out.items()}
+    bs = np.zeros(52, np.float32)
+    for eyes, want_i in ((0.4, 1.0), (0.65, 3.0), (0.05, 0.0), (1.0, 5.0)):  # trace -> 1, halfway to top -> 3, clipped
+        bs[[BLENDSHAPE_NAMES.index("eyeBlinkLeft"), BLENDSHAPE_NAMES.index("eyeBlinkRight")]] = eyes
+        new = rules.apply(bs, vals)
+        i, o = OPENFACE_I.index("AU45"), OPENFACE_O.index("AU45")
+        assert new["au_intensity"][i] == pytest.approx(want_i)
+        assert new["au_occurrence"][o] == pytest.approx(1 / (1 + np.exp(-(4 * want_i - 4))))
+        keep_i, keep_o = np.arange(17) != i, np.arange(18) != o
+        np.testing.assert_array_equal(new["au_intensity"][keep_i], vals["au_intensity"][keep_i])
+        np.testing.assert_array_equal(new["au_occurrence"][keep_o], vals["au_occurrence"][keep_o])
+    assert vals["au_intensity"][OPENFACE_I.index("AU45")] == out["au_intensity"][0, OPENFACE_I.index("AU45")]  # not mutated
+    assert np.isnan(rules.apply(np.full(52, np.nan, np.float32), vals)["au_intensity"][OPENFACE_I.index("AU45")])
+
+
+def test_a_12_au_card_has_no_blendshape_rules_and_a_broken_rule_is_named(weights_copy):
+    from libreface.models.blendshape_aus import BlendshapeAUs
+    from libreface.models.session import ModelCard
+
+    assert BlendshapeAUs.from_card(StudentModel.load("tiny.v1", threads=1).card) is None
+    for rule, message in (({"AU45": {"blendshapes": ["eyeBlinkLeft"], "anchors": [0.5, 0.4, 0.9],
+                                     "probability": {"slope": 1, "intercept": 0}}}, "AU45.*malformed"),
+                          ({"AU45": {"blendshapes": ["noSuchShape"], "anchors": [0.1, 0.4, 0.9],
+                                     "probability": {"slope": 1, "intercept": 0}}}, "malformed"),
+                          (BLINK_RULE, "does not report")):  # the 12-AU card has no AU45
+        card = ModelCard.from_json(json.dumps(_card(blendshape_aus=rule)), "x.onnx")
+        with pytest.raises(ModelError, match=message) as err:
+            BlendshapeAUs.from_card(card)
+        assert "\n" not in str(err.value)

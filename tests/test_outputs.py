@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -62,6 +63,10 @@ def make_face(rng, face_id=0, success=True, person_id=-1) -> FaceResult:
         features=rng.normal(size=LABELS.feature_dim).astype(np.float32),
         success=success,
         person_id=person_id,
+        gaze=np.array([[0.1, 0.05, -0.99], [0.12, 0.04, -0.99]]),
+        gaze_angle=(0.11, 0.045),
+        translation_mm=tuple(float(v) for v in rng.uniform(-50, 600, 3)),
+        landmarks_3d_mm=rng.uniform(-80, 600, (68, 3)),
     )
 
 
@@ -93,11 +98,13 @@ def test_native_columns_follow_the_documented_groups_in_order():
     cols = native_columns(LABELS)
     assert cols[:13] == ["frame", "face_id", "person_id", "timestamp", "confidence", "success",
                          "box_x0", "box_y0", "box_x1", "box_y1", "pose_pitch", "pose_yaw", "pose_roll"]
-    n = len(AUS)
-    assert cols[13:13 + n] == [f"{au}_intensity" for au in AUS]
-    assert cols[13 + n:13 + 2 * n] == [f"{au}_presence" for au in AUS]
-    assert cols[13 + 2 * n:13 + 3 * n] == [f"{au}_probability" for au in AUS]
-    assert cols[13 + 3 * n:] == [*EXPRESSIONS, "expression"]
+    assert cols[13:24] == ["pose_Tx_mm", "pose_Ty_mm", "pose_Tz_mm", "gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x",
+                           "gaze_1_y", "gaze_1_z", "gaze_angle_x_deg", "gaze_angle_y_deg"]
+    n, k = len(AUS), 24
+    assert cols[k:k + n] == [f"{au}_intensity" for au in AUS]
+    assert cols[k + n:k + 2 * n] == [f"{au}_presence" for au in AUS]
+    assert cols[k + 2 * n:k + 3 * n] == [f"{au}_probability" for au in AUS]
+    assert cols[k + 3 * n:] == [*EXPRESSIONS, "expression"]
 
 
 def test_optional_landmark_and_blendshape_columns_come_last_and_include_bs_neutral():
@@ -110,8 +117,11 @@ def test_optional_landmark_and_blendshape_columns_come_last_and_include_bs_neutr
 
 def test_openface_columns_use_openface_names_and_order_for_the_aus_we_have():
     cols = openface_columns(LABELS, landmarks=True)
-    assert cols[:8] == ["frame", "face_id", "timestamp", "confidence", "success", "pose_Rx", "pose_Ry", "pose_Rz"]
-    assert cols[8:8 + 136] == [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+    assert cols[:5] == ["frame", "face_id", "timestamp", "confidence", "success"]
+    assert cols[5:19] == ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z", "gaze_angle_x",
+                          "gaze_angle_y", "pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
+    assert cols[19:19 + 136] == [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+    assert cols[155:155 + 204] == [f"{a}_{i}" for a in "XYZ" for i in range(68)]
     aus_r = [c for c in cols if c.endswith("_r")]
     aus_c = [c for c in cols if c.endswith("_c")]
     assert aus_r == [f"{au}_r" for au in AUS] and aus_c == [f"{au}_c" for au in AUS]  # AUS is in OpenFace order
@@ -122,7 +132,7 @@ def test_openface_columns_use_openface_names_and_order_for_the_aus_we_have():
 def test_openface_au_columns_follow_openface_order_whatever_the_model_order():
     labels = OutputLabels(au_intensity=("AU45", "AU12", "AU01"), au_occurrence=("AU28", "AU01"),
                           occurrence_threshold=0.5, expressions=EXPRESSIONS, feature_dim=0)
-    assert openface_columns(labels)[8:] == ["AU01_r", "AU12_r", "AU45_r", "AU01_c", "AU28_c"]
+    assert openface_columns(labels)[19:] == ["AU01_r", "AU12_r", "AU45_r", "AU01_c", "AU28_c"]
 
 
 def test_the_ibug68_table_has_68_distinct_mesh_vertices():
@@ -198,6 +208,30 @@ def test_openface_landmarks_are_the_mapped_mesh_points():
     (row,) = frame_rows(FrameResult(frame=0, timestamp_s=0.0, faces=[face]), LABELS, fmt="openface", landmarks=True)
     r = dict(zip(openface_columns(LABELS, landmarks=True), row))
     assert r["x_30"] == pytest.approx(face.landmarks_px[IBUG68_FROM_MEDIAPIPE[30], 0])
+    assert r["X_30"] == pytest.approx(face.landmarks_3d_mm[30, 0]) and r["Z_67"] == pytest.approx(face.landmarks_3d_mm[67, 2])
+
+
+def test_gaze_and_translation_go_to_their_columns_in_both_layouts():
+    face = make_face(np.random.default_rng(4))
+    frame = FrameResult(frame=0, timestamp_s=0.0, faces=[face])
+    (of,) = frame_rows(frame, LABELS, fmt="openface")
+    r = dict(zip(openface_columns(LABELS), of))
+    assert r["gaze_0_z"] == pytest.approx(-0.99) and r["gaze_1_x"] == pytest.approx(0.12)
+    assert r["gaze_angle_x"] == pytest.approx(0.11) and r["pose_Tz"] == pytest.approx(face.translation_mm[2])
+    (nat,) = frame_rows(frame, LABELS)
+    r = dict(zip(native_columns(LABELS), nat))
+    assert r["gaze_angle_y_deg"] == pytest.approx(math.degrees(0.045)) and r["gaze_0_y"] == pytest.approx(0.05)
+    assert r["pose_Tx_mm"] == pytest.approx(face.translation_mm[0])
+
+
+def test_a_face_without_geometry_has_empty_gaze_translation_and_3d_landmarks():
+    face = make_face(np.random.default_rng(5))
+    face = FaceResult(**{**face.__dict__, "gaze": np.full((2, 3), np.nan), "gaze_angle": (math.nan, math.nan),
+                         "translation_mm": (math.nan,) * 3, "landmarks_3d_mm": None})
+    (row,) = frame_rows(FrameResult(frame=0, timestamp_s=0.0, faces=[face]), LABELS, fmt="openface", landmarks=True)
+    r = dict(zip(openface_columns(LABELS, landmarks=True), row))
+    assert all(math.isnan(r[c]) for c in ("gaze_0_x", "gaze_angle_y", "pose_Tz", "X_0", "Z_67"))
+    assert r["x_0"] == pytest.approx(face.landmarks_px[IBUG68_FROM_MEDIAPIPE[0], 0])
     assert r["y_8"] == pytest.approx(face.landmarks_px[IBUG68_FROM_MEDIAPIPE[8], 1])
 
 
@@ -238,7 +272,7 @@ def test_openface_csv_separates_fields_with_comma_and_space(tmp_path):
     out = tmp_path / "of.csv"
     write_csv(out, make_frames(3), fmt="openface")
     header, first = out.read_text().splitlines()[:2]
-    assert header.startswith("frame, face_id, timestamp, confidence, success, pose_Rx")
+    assert header.startswith("frame, face_id, timestamp, confidence, success, gaze_0_x")
     assert first.startswith("1, 0, 0, ")
     assert ",," not in header and header.split(", ") == openface_columns(LABELS)
 
@@ -571,3 +605,58 @@ def test_two_libreface_commands_on_one_output_the_second_stops_naming_the_first(
     assert first.returncode == 0, err
     assert len(pd.read_csv(out)) == 150  # the first run's CSV is complete
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.csv"]
+
+
+# -- reading a results CSV back (outputs.reader) -------------------------------------------------
+
+
+def test_both_layouts_read_back_to_the_same_native_table(tmp_path):
+    from libreface.outputs import OPENFACE_AU_INTENSITY
+    from libreface.outputs.reader import read_results
+
+    frames = make_frames(12)
+    write_csv(tmp_path / "n.csv", frames, fmt="native")
+    write_csv(tmp_path / "o.csv", frames, fmt="openface")
+    nat, of = read_results(tmp_path / "n.csv"), read_results(tmp_path / "o.csv")
+    assert (nat.fmt, of.fmt) == ("native", "openface")
+    assert nat.au_intensity == list(AUS) and nat.au_presence == list(AUS) and nat.expressions == list(EXPRESSIONS)
+    assert of.au_intensity == [a for a in OPENFACE_AU_INTENSITY if a in AUS] and of.expressions == []
+    common = ["frame", "face_id", "timestamp", "success", "pose_pitch", "pose_yaw", "pose_roll", "pose_Tx_mm",
+              "gaze_0_x", "gaze_angle_x_deg", "gaze_angle_y_deg", "AU12_intensity", "AU12_presence"]
+    assert set(common) <= set(of.rows.columns)
+    np.testing.assert_allclose(of.rows[common].to_numpy(float), nat.rows[common].to_numpy(float),
+                               rtol=0, atol=0.06)  # radians written with 4 decimals -> degrees within 0.006
+    assert (nat.rows["face_id"] == -1).sum() == 4 and (nat.rows.loc[nat.rows["face_id"] == -1, "success"] == 0).all()
+
+
+def test_expression_columns_are_the_model_cards_classes_not_a_fixed_list(tmp_path):
+    from libreface.outputs.reader import expression_columns_in, read_results
+
+    labels = OutputLabels(au_intensity=("AU12",), au_occurrence=("AU12",), occurrence_threshold=0.5,
+                          expressions=("calm", "joy", "alarm"), feature_dim=0, model="custom")
+    rng = np.random.default_rng(1)
+    with CsvSink(tmp_path / "c.csv", labels) as sink:
+        for i in range(3):
+            face = make_face(rng)
+            face = dataclasses.replace(face, au_intensity=np.array([1.0], np.float32),
+                                       au_occurrence=np.array([0.9], np.float32),
+                                       expression=np.array([0.2, 0.7, 0.1], np.float32))
+            sink.append(FrameResult(frame=i, timestamp_s=i / 25, faces=[face]))
+    res = read_results(tmp_path / "c.csv")
+    assert res.expressions == ["calm", "joy", "alarm"] and res.aus == ["AU12"]
+    assert res.rows["joy"].tolist() == pytest.approx([0.7] * 3)
+    assert expression_columns_in(["frame", "gaze_angle_y_deg", "a", "b", "expression"]) == ["a", "b"]
+
+
+def test_reading_a_file_that_is_not_a_results_csv_is_one_line_naming_it(tmp_path):
+    from libreface.errors import InputError
+    from libreface.outputs.reader import read_results
+
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    for name, problem in (("missing.csv", "no such file"), ("empty.csv", "empty"),
+                          ("other.csv", "not a libreface results CSV")):
+        with pytest.raises(InputError) as e:
+            read_results(tmp_path / name)
+        assert str(e.value).startswith(f"{tmp_path / name}: ") and problem in str(e.value)
+        assert "\n" not in str(e.value)

@@ -29,11 +29,10 @@ from .quality import face_quality
 from .resolver import IdentityOptions, IdentityResolver
 from .result import IdentityResult, Person, Tracklet
 from .subject import select_subject
-from .summary import DEFAULT_EXPRESSIONS, summarize
+from .summary import summarize
 
 __all__ = [
     "DEFAULT_EPS",
-    "DEFAULT_EXPRESSIONS",
     "DLIB5_FROM_MEDIAPIPE",
     "DLIB5_TEMPLATE_UNIT",
     "DlibEmbedder",

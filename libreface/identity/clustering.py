@@ -28,11 +28,9 @@ def cluster_embeddings(X: np.ndarray, eps: float = DEFAULT_EPS, min_samples: int
     `weights` (N,) count each point that many times towards `min_samples`."""
     if len(X) == 0:
         return np.zeros(0, np.int64)
-    try:
-        from sklearn.cluster import DBSCAN
-    except ImportError as e:
-        raise ImportError("identity needs the identity extra: pip install 'libreface-cpu[identity]' "
-                          "(scikit-learn is missing)") from e
+    from ..extras import require
+
+    DBSCAN = require("sklearn.cluster", "identity", "identity").DBSCAN
     return DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean").fit_predict(X, sample_weight=weights
                                                                                  ).astype(np.int64)
 

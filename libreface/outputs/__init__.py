@@ -7,6 +7,9 @@ One module per step:
 * `dataframe`: `to_dataframe`, the rows as one pandas table at full precision.
 * `csv_writer`: `CsvSink`, number formatting and resuming a `.partial` CSV.
 * `features`: `FeatureSink` and `read_features` (Parquet / NPZ feature vectors).
+* `reader`: `read_results`, a results CSV of either layout read back as `Results` in native names (the
+  report and `libreface elan` read with it; `collect` and the identity summary use `expression_columns_in`).
+  Import it from `libreface.outputs.reader`.
 * `atomic`: the crash-safe file protocol every writer shares: `<out>.lock` (one writer per output),
   `<out>.partial`, fsync and rename.
 
@@ -25,15 +28,20 @@ from .schema import (
     BOX_COLUMNS,
     EXPRESSION_LABEL_COLUMN,
     FORMATS,
+    GAZE_ANGLE_COLUMNS,
+    GAZE_VECTOR_COLUMNS,
     IBUG68_FROM_MEDIAPIPE,
     ID_COLUMNS,
     LANDMARK_COLUMNS,
     OPENFACE_AU_INTENSITY,
     OPENFACE_AU_OCCURRENCE,
     OPENFACE_ID_COLUMNS,
+    OPENFACE_LANDMARK_3D_COLUMNS,
     OPENFACE_LANDMARK_COLUMNS,
+    OPENFACE_OMITTED,
     OPENFACE_POSE_COLUMNS,
     POSE_COLUMNS,
+    TRANSLATION_COLUMNS,
     au_intensity_columns,
     au_presence_columns,
     au_probability_columns,
@@ -53,15 +61,20 @@ __all__ = [
     "FEATURE_FORMATS",
     "FEATURE_KEY_COLUMNS",
     "FORMATS",
+    "GAZE_ANGLE_COLUMNS",
+    "GAZE_VECTOR_COLUMNS",
     "IBUG68_FROM_MEDIAPIPE",
     "ID_COLUMNS",
     "LANDMARK_COLUMNS",
     "OPENFACE_AU_INTENSITY",
     "OPENFACE_AU_OCCURRENCE",
     "OPENFACE_ID_COLUMNS",
+    "OPENFACE_LANDMARK_3D_COLUMNS",
     "OPENFACE_LANDMARK_COLUMNS",
+    "OPENFACE_OMITTED",
     "OPENFACE_POSE_COLUMNS",
     "POSE_COLUMNS",
+    "TRANSLATION_COLUMNS",
     "CsvSink",
     "FeatureSink",
     "au_intensity_columns",

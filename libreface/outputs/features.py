@@ -31,13 +31,10 @@ def _feature_format(path: Path) -> str:
 
 
 def _import_pyarrow():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise ImportError("writing .parquet features needs pyarrow: pip install 'libreface-cpu[parquet]' "
-                          "(or write .npz)") from e
-    return pa, pq
+    from ..extras import require
+
+    what = "writing .parquet features (or write .npz)"
+    return require("pyarrow", "parquet", what), require("pyarrow.parquet", "parquet", what)
 
 
 class FeatureSink(AtomicSink):

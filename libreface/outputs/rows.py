@@ -87,6 +87,12 @@ def _landmarks(result: FrameResult, face: FaceResult) -> np.ndarray:
     return lm
 
 
+def _geometry(result: FrameResult, face: FaceResult) -> list:
+    """Tx, Ty, Tz (mm), then gaze_0_x .. gaze_1_z, as floats."""
+    return (_vec(face.translation_mm, 3, "translation_mm", result, face).tolist()
+            + _vec(face.gaze, 6, "gaze", result, face).tolist())
+
+
 def _native_row(result: FrameResult, face: FaceResult, labels: OutputLabels, layout: Layout) -> list:
     intensity, occurrence, expression = _outputs(result, face, labels)
     analysed = expression.size > 0 and bool(np.isfinite(expression).all())
@@ -95,6 +101,8 @@ def _native_row(result: FrameResult, face: FaceResult, labels: OutputLabels, lay
            float(face.confidence), int(bool(face.success))]
     row += [float(v) for v in face.box_px]
     row += [float(v) for v in face.pose_deg]
+    row += _geometry(result, face)
+    row += [math.degrees(float(v)) for v in face.gaze_angle]
     row += intensity.tolist()
     row += _presence(occurrence.tolist(), labels.occurrence_threshold)
     row += occurrence.tolist()
@@ -113,10 +121,17 @@ def _openface_row(result: FrameResult, face: FaceResult, labels: OutputLabels, l
     intensity, occurrence, _ = _outputs(result, face, labels)
     row = [int(result.frame) + 1, int(face.face_id), float(result.timestamp_s), float(face.confidence),
            int(bool(face.success))]
+    geo = _geometry(result, face)
+    row += geo[3:] + [float(v) for v in face.gaze_angle] + geo[:3]
     row += [math.radians(float(v)) for v in face.pose_deg]
     if layout.landmarks:
         lm68 = _landmarks(result, face)[list(IBUG68_FROM_MEDIAPIPE)]
         row += lm68[:, 0].tolist() + lm68[:, 1].tolist()
+        if face.landmarks_3d_mm is None:
+            row += [_NAN] * (3 * 68)
+        else:
+            lm3 = _vec(face.landmarks_3d_mm, 3 * 68, "landmarks_3d_mm", result, face).reshape(68, 3)
+            row += lm3[:, 0].tolist() + lm3[:, 1].tolist() + lm3[:, 2].tolist()
     row += [float(intensity[i]) for i in layout.of_r]
     row += _presence([float(occurrence[i]) for i in layout.of_c], labels.occurrence_threshold)
     return row

@@ -19,6 +19,12 @@ confidence                             face detector score, 0..1                
 success                                1 if the face was analysed, else 0                         int
 box_x0, box_y0, box_x1, box_y1         landmark bounding box, frame pixels                        2 dec.
 pose_pitch, pose_yaw, pose_roll        head pose, degrees (see `landmarks.pose_from_matrix`)      3 dec.
+pose_Tx_mm, pose_Ty_mm, pose_Tz_mm     head position, mm; camera axes x right, y down, z forward  2 dec.
+                                       (Tz = distance); see `libreface.geometry`
+gaze_0_x .. gaze_0_z, gaze_1_x .. _z   unit gaze vector of eye 0 (leftmost in the image) and      4 dec.
+                                       eye 1, same axes (z < 0 toward the camera); `libreface.gaze`
+gaze_angle_x_deg, gaze_angle_y_deg     OpenFace's gaze_angle_x/y, in degrees (x > 0: toward the   3 dec.
+                                       image's right, y > 0: down)
 <AU>_intensity                         AU intensity, 0..5 (DISFA scale)                           4 dec.
 <AU>_presence                          1 if <AU>_probability >= the model's threshold, else 0     int
 <AU>_probability                       AU occurrence probability, 0..1                            4 dec.
@@ -39,10 +45,12 @@ e.g. alignment failed) keeps its box, pose, confidence and landmarks; its model 
 OpenFace layout (`fmt="openface"`): OpenFace 2.0's names and order for the columns both tools
 share, so that scripts written for OpenFace's `FeatureExtraction` CSVs keep working:
 `frame` (1-based), `face_id` (0 on a faceless frame), `timestamp`, `confidence`, `success`,
-`pose_Rx, pose_Ry, pose_Rz` (radians: Rx = pitch, Ry = yaw, Rz = roll, signs as libreface's
+`gaze_0_x .. gaze_1_z` (unit vectors), `gaze_angle_x, gaze_angle_y` (radians), `pose_Tx, pose_Ty, pose_Tz`
+(mm), `pose_Rx, pose_Ry, pose_Rz` (radians: Rx = pitch, Ry = yaw, Rz = roll, signs as libreface's
 `pose_deg`), optional `x_0..x_67, y_0..y_67` (iBUG-68 points taken from the MediaPipe mesh, see
-`IBUG68_FROM_MEDIAPIPE`), `AUxx_r` then `AUxx_c` (0/1) for the AUs of OpenFace's lists that the
-model has. OpenFace separates fields with ", " (comma and space) in its header and rows, and so do
+`IBUG68_FROM_MEDIAPIPE`) and `X_0..X_67, Y_0..Y_67, Z_0..Z_67` (the same points in mm, camera axes),
+`AUxx_r` then `AUxx_c` (0/1) for the AUs of OpenFace's lists that the model has. The columns of OpenFace 2.2's
+FeatureExtraction CSV that are not written are listed, with the reason, in `OPENFACE_OMITTED`. OpenFace separates fields with ", " (comma and space) in its header and rows, and so do
 we in this layout: read it with `pd.read_csv(path, skipinitialspace=True)`.
 """
 
@@ -60,6 +68,11 @@ FORMATS: tuple[str, ...] = ("native", "openface")
 ID_COLUMNS: tuple[str, ...] = ("frame", "face_id", "person_id", "timestamp", "confidence", "success")
 BOX_COLUMNS: tuple[str, ...] = ("box_x0", "box_y0", "box_x1", "box_y1")
 POSE_COLUMNS: tuple[str, ...] = ("pose_pitch", "pose_yaw", "pose_roll")
+TRANSLATION_COLUMNS: tuple[str, ...] = ("pose_Tx_mm", "pose_Ty_mm", "pose_Tz_mm")
+GAZE_VECTOR_COLUMNS: tuple[str, ...] = tuple(f"gaze_{eye}_{axis}" for eye in (0, 1) for axis in "xyz")
+"""Both layouts: OpenFace's names; eye 0 is the leftmost eye in the image."""
+GAZE_ANGLE_COLUMNS: tuple[str, ...] = ("gaze_angle_x_deg", "gaze_angle_y_deg")
+"""Native: OpenFace's gaze_angle_x/y in degrees."""
 EXPRESSION_LABEL_COLUMN = "expression"
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(
     f"lm_{axis}_{i}" for axis in ("x", "y", "z") for i in range(N_LANDMARKS)
@@ -70,6 +83,23 @@ BLENDSHAPE_COLUMNS: tuple[str, ...] = tuple(f"bs_{name}" for name in BLENDSHAPE_
 OPENFACE_ID_COLUMNS: tuple[str, ...] = ("frame", "face_id", "timestamp", "confidence", "success")
 OPENFACE_POSE_COLUMNS: tuple[str, ...] = ("pose_Rx", "pose_Ry", "pose_Rz")
 OPENFACE_LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"x_{i}" for i in range(68)) + tuple(f"y_{i}" for i in range(68))
+OPENFACE_LANDMARK_3D_COLUMNS: tuple[str, ...] = tuple(f"{axis}_{i}" for axis in "XYZ" for i in range(68))
+OPENFACE_GAZE_ANGLE_COLUMNS: tuple[str, ...] = ("gaze_angle_x", "gaze_angle_y")
+OPENFACE_TRANSLATION_COLUMNS: tuple[str, ...] = ("pose_Tx", "pose_Ty", "pose_Tz")
+OPENFACE_OMITTED: tuple[str, ...] = (
+    ("p_scale", "p_rx", "p_ry", "p_rz", "p_tx", "p_ty") + tuple(f"p_{i}" for i in range(34))
+    + tuple(f"eye_lmk_{axis}_{i}" for axis in "xyXYZ" for i in range(56))
+)
+"""Columns of OpenFace 2.2's FeatureExtraction CSV that the OpenFace layout does not write, on purpose.
+
+* `p_scale, p_rx, p_ry, p_rz, p_tx, p_ty, p_0..p_33`: the rigid and non-rigid parameters of OpenFace's own
+  point distribution model (PDM), coordinates in that model's shape basis. MediaPipe fits another model (a
+  478-point mesh without a PCA shape basis), so there is no equivalent, and numbers written in their place
+  would be silently wrong for any script that uses them.
+* `eye_lmk_x_0..55, eye_lmk_y_*, eye_lmk_X_*, eye_lmk_Y_*, eye_lmk_Z_*`: OpenFace's 56 eye-region points come
+  from its own eye model (per eye: 8 iris, 8 pupil and 12 lid points in a fixed order); MediaPipe's eye and iris
+  points follow other contours and cannot be mapped one to one.
+"""
 OPENFACE_AU_INTENSITY: tuple[str, ...] = (
     "AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
     "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45",
@@ -107,19 +137,25 @@ the face outline rather than the mandible, so x_0..x_16 sit slightly outside dli
 """
 
 
+AU_INTENSITY_SUFFIX = "_intensity"
+AU_PRESENCE_SUFFIX = "_presence"
+AU_PROBABILITY_SUFFIX = "_probability"
+"""Native AU columns are `<AU><suffix>`; no other native column ends in one of these."""
+
+
 def au_intensity_columns(labels: OutputLabels) -> list[str]:
     """`<AU>_intensity` for each AU of `labels.au_intensity`, e.g. "AU01_intensity"."""
-    return [f"{au}_intensity" for au in labels.au_intensity]
+    return [au + AU_INTENSITY_SUFFIX for au in labels.au_intensity]
 
 
 def au_presence_columns(labels: OutputLabels) -> list[str]:
     """`<AU>_presence` (0/1) for each AU of `labels.au_occurrence`."""
-    return [f"{au}_presence" for au in labels.au_occurrence]
+    return [au + AU_PRESENCE_SUFFIX for au in labels.au_occurrence]
 
 
 def au_probability_columns(labels: OutputLabels) -> list[str]:
     """`<AU>_probability` (0..1) for each AU of `labels.au_occurrence`."""
-    return [f"{au}_probability" for au in labels.au_occurrence]
+    return [au + AU_PROBABILITY_SUFFIX for au in labels.au_occurrence]
 
 
 def expression_columns(labels: OutputLabels) -> list[str]:
@@ -140,6 +176,23 @@ def openface_au_intensity_columns(labels: OutputLabels) -> list[str]:
 def openface_au_occurrence_columns(labels: OutputLabels) -> list[str]:
     """`AUxx_c` for the AUs of `OPENFACE_AU_OCCURRENCE` that `labels.au_occurrence` has, in OpenFace's order."""
     return [f"{au}_c" for au in OPENFACE_AU_OCCURRENCE if au in labels.au_occurrence]
+
+
+@lru_cache(maxsize=1)
+def native_from_openface() -> dict[str, str]:
+    """OpenFace-layout column name -> the native name of the same quantity (for reading a CSV back).
+
+    Same values except: `frame` is 1-based there, pose and gaze angles are radians there (degrees in
+    `POSE_COLUMNS` / `GAZE_ANGLE_COLUMNS`), `AUxx_c` is the native `AUxx_presence`. Landmark columns have no
+    native equivalent (other points) and are not in the map.
+    """
+    every = OutputLabels(OPENFACE_AU_INTENSITY, OPENFACE_AU_OCCURRENCE, 0.5, (), 0)
+    pairs = [*zip(OPENFACE_ID_COLUMNS, OPENFACE_ID_COLUMNS), *zip(GAZE_VECTOR_COLUMNS, GAZE_VECTOR_COLUMNS),
+             *zip(OPENFACE_GAZE_ANGLE_COLUMNS, GAZE_ANGLE_COLUMNS),
+             *zip(OPENFACE_TRANSLATION_COLUMNS, TRANSLATION_COLUMNS), *zip(OPENFACE_POSE_COLUMNS, POSE_COLUMNS),
+             *zip(openface_au_intensity_columns(every), au_intensity_columns(every)),
+             *zip(openface_au_occurrence_columns(every), au_presence_columns(every))]
+    return dict(pairs)
 
 
 def native_columns(labels: OutputLabels, landmarks: bool = False, blendshapes: bool = False) -> list[str]:
@@ -187,6 +240,9 @@ def layout_for(labels: OutputLabels, fmt: str, landmarks: bool, blendshapes: boo
         cols += zip(ID_COLUMNS, ("int", "int", "Int", "f6", "f4", "int"))
         cols += [(c, "f2") for c in BOX_COLUMNS]
         cols += [(c, "f3") for c in POSE_COLUMNS]
+        cols += [(c, "f2") for c in TRANSLATION_COLUMNS]
+        cols += [(c, "f4") for c in GAZE_VECTOR_COLUMNS]
+        cols += [(c, "f3") for c in GAZE_ANGLE_COLUMNS]
         cols += [(c, "f4") for c in au_intensity_columns(labels)]
         cols += [(c, "Int") for c in au_presence_columns(labels)]
         cols += [(c, "f4") for c in au_probability_columns(labels)]
@@ -201,9 +257,13 @@ def layout_for(labels: OutputLabels, fmt: str, landmarks: bool, blendshapes: boo
         if blendshapes:
             raise ValueError("blendshapes are not part of the OpenFace layout; use fmt='native' for them")
         cols += zip(OPENFACE_ID_COLUMNS, ("int", "int", "f6", "f4", "int"))
+        cols += [(c, "f4") for c in GAZE_VECTOR_COLUMNS]
+        cols += [(c, "f4") for c in OPENFACE_GAZE_ANGLE_COLUMNS]
+        cols += [(c, "f2") for c in OPENFACE_TRANSLATION_COLUMNS]
         cols += [(c, "f4") for c in OPENFACE_POSE_COLUMNS]
         if landmarks:
             cols += [(c, "f2") for c in OPENFACE_LANDMARK_COLUMNS]
+            cols += [(c, "f2") for c in OPENFACE_LANDMARK_3D_COLUMNS]
         cols += [(c, "f4") for c in openface_au_intensity_columns(labels)]
         cols += [(c, "Int") for c in openface_au_occurrence_columns(labels)]
         of_r = tuple(labels.au_intensity.index(au) for au in OPENFACE_AU_INTENSITY if au in labels.au_intensity)
