@@ -15,10 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # on 2 shared cores); sleeping waits keep training at full speed on an idle machine and robust on a busy one.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-try:
-    import torch
-except ImportError as e:  # pragma: no cover - depends on the install
-    raise ImportError("distill needs the train extra: pip install torch==2.13.0 && pip install -e '.[train]'") from e
+from libreface.extras import require
+
+torch = require("torch", "train", "training")
 
 
 def _declare_torchvision_ops() -> None:
@@ -35,7 +34,7 @@ def _declare_torchvision_ops() -> None:
 
 _declare_torchvision_ops()
 
-import timm  # noqa: E402
+timm = require("timm", "train", "training")
 
 __all__ = ["seed_everything", "timm", "torch"]
 

@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, recover, finetune-heads.
+export, recover, finetune-heads, add-aus, scaling.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -42,7 +42,8 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import report
 
-    result = report(args.runs, args.onnx, args.out, prepared=args.prepared, threads=args.threads, ensemble=args.ensemble)
+    result = report(args.runs, args.onnx, args.out, prepared=args.prepared, threads=args.threads, ensemble=args.ensemble,
+                    split=args.split)
     from .evaluate import markdown
 
     print(markdown(result))
@@ -81,6 +82,32 @@ def _finetune(args: argparse.Namespace) -> int:
 
     summary = finetune_heads(args.model, args.features, args.labels, args.out, epochs=args.epochs, l2=args.l2)
     print(f"{args.out}: {summary}")
+    return 0
+
+
+def _add_aus(args: argparse.Namespace) -> int:
+    from .add_aus import add_aus, markdown
+
+    result = add_aus(args.base, args.name, args.out, prepared=args.prepared, threads=args.threads,
+                     videos=args.videos or None, write=not args.dry_run)
+    print(markdown(result))
+    print(result.get("weights", "dry run: nothing written to weights/"))
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from .scaling import BAR_HISTORY, SWIN_HISTORIES, HistorySpec, study, write_report
+
+    swin = None
+    if args.swin is not None:
+        swin = []
+        for item in args.swin:
+            path, *rest = item.split(":")
+            swin.append(HistorySpec(path, int(rest[0]) if rest else 0, float(rest[1]) if len(rest) > 1 else 0.0))
+    result = study(args.mae, swin if swin is not None else SWIN_HISTORIES, args.bar or BAR_HISTORY,
+                   prepared=args.prepared, finetune=args.finetune, threads=args.threads)
+    for path in write_report(result, args.out):
+        print(path)
     return 0
 
 
@@ -130,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation and timing")
     q.add_argument("--ensemble", nargs="*", type=Path, default=[],
                    help="ONNX students whose averaged outputs are reported as one more model (are they better together?)")
+    q.add_argument("--split", choices=["test", "valid"], default="test",
+                   help="test: FER+ Test + CK+ test subjects (reported once per shipped model); valid: FER+ Valid + CK+ "
+                        "validation subjects (what models, thresholds and sources are chosen on)")
     q.set_defaults(func=_evaluate)
 
     q = sub.add_parser("export", help="ONNX fp32 + static int8 in the runtime's model contract, into weights/")
@@ -145,13 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_recover)
 
     q = sub.add_parser("finetune-heads", help="refit the expression / AU-occurrence heads on stored features + labels")
-    q.add_argument("--model", default="au_r18_int8.v1", help="base student: a registered name or an .onnx path")
+    q.add_argument("--model", default="default", help="base student: a registered name or an .onnx path")
     q.add_argument("--features", type=Path, required=True, help="features file written by `libreface --features`")
     q.add_argument("--labels", type=Path, required=True, help="CSV: frame, face_id, expression[, AU01, ...] (0/1)")
     q.add_argument("--out", type=Path, required=True, help="the fine-tuned student (.onnx)")
     q.add_argument("--epochs", type=int, default=300, help="optimiser steps")
     q.add_argument("--l2", type=float, default=1e-2, help="pull towards the shipped heads")
     q.set_defaults(func=_finetune)
+
+    q = sub.add_parser("add-aus", help="add OpenFace's remaining AUs (7, 10, 14, 23, 28, 45) to a student, source by measurement")
+    q.add_argument("--base", default="au_r10t_int8.v6", help="12-AU student: a registered name or an .onnx path")
+    q.add_argument("--name", required=True, help="name of the new model, e.g. au_r10t_int8.v7 (written to weights/)")
+    q.add_argument("--out", type=Path, default=Path("reports/aus17"), help="report folder")
+    q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
+    q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    q.add_argument("--videos", type=Path, nargs="*", default=[],
+                   help="videos for AU45's eye-aspect-ratio reference (default: none, AU45 unmeasured)")
+    q.add_argument("--dry-run", action="store_true", help="measure and report, write nothing into weights/")
+    q.set_defaults(func=_add_aus)
 
     q = sub.add_parser("cards", help="write weights/cards/<model>.md from an evaluation report")
     q.add_argument("runs", nargs="+", help="exported student runs, e.g. au_r18.v1")
@@ -160,15 +201,42 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=None, help="cards folder (default: weights/cards)")
     q.set_defaults(func=_cards)
 
+    q = sub.add_parser("scaling", help="FER+ valid accuracy of the teachers against epochs and wall time; fit; stop/continue")
+    q.add_argument("--mae", nargs="*", default=["pretrain_mae.v2"], help="MAE runs whose snapshots are probed")
+    q.add_argument("--swin", nargs="*", default=None, metavar="JSONL[:EPOCH_OFFSET[:WALL_OFFSET_S]]",
+                   help="Swin per-epoch histories (default: reports/v5/history_teacher_swin.v3.jsonl after teacher_swin.v2)")
+    q.add_argument("--bar", default=None, help="the best student's history jsonl (default: reports/v6/history_au_r10t.v6.jsonl)")
+    q.add_argument("--finetune", type=Path, default=None,
+                   help="probe each snapshot by this fine-tune config (e.g. distill/configs/teacher_mae_probe.yaml) "
+                        "instead of a linear probe")
+    q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
+    q.add_argument("--threads", type=int, default=2, help="torch threads")
+    q.add_argument("--out", type=Path, default=Path("reports/scaling"), help="report folder")
+    q.set_defaults(func=_scaling)
+
     q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
     q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")
     q.set_defaults(func=_smoke)
     return p
 
 
+# what the train extra (and the CPU torch installed before it) provides; a stage missing one fails in one line
+TRAIN_MODULES = {"torch", "timm", "yaml", "sklearn", "onnx", "onnxscript", "matplotlib"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from libreface.extras import MissingExtra, exit_missing, install_command
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except MissingExtra as e:
+        return exit_missing("libreface-distill", e)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TRAIN_MODULES:
+            raise
+        return exit_missing("libreface-distill", MissingExtra(
+            f"{args.command} needs the train extra: {install_command('train')} ({e.name} is not installed)"))
 
 
 if __name__ == "__main__":

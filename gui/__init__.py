@@ -33,3 +33,4 @@ import os
 __version__ = "0.1.0"
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")  # pyqtgraph must use our binding even if PyQt is installed
+

@@ -26,7 +26,9 @@ def distill_unavailable_reason() -> str | None:
     if importlib.util.find_spec("distill") is None:
         return "needs the distill package from the libreface source tree (pip install -e . from a checkout)"
     if importlib.util.find_spec("torch") is None:
-        return ("needs the training extra: pip install torch (CPU build), then pip install 'libreface-cpu[train]'")
+        from libreface.extras import install_command
+
+        return f"needs the train extra: {install_command('train')}"
     return None
 
 

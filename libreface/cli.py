@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import LibrefaceError
 
-SUBCOMMANDS = ("info", "batch", "collect", "crop")
+SUBCOMMANDS = ("info", "batch", "collect", "crop", "report", "elan")
 
 
 def _models_or_empty() -> list[str]:
@@ -52,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="libreface",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Per-frame facial action units, expression and head pose, on the CPU, offline. "
-        "Also: `libreface info` (versions, models, hashes), `libreface batch`, `libreface collect`, `libreface crop` "
-        "(each with its own --help).",
+        "Also: `libreface info` (versions, models, hashes), `libreface batch`, `libreface collect`, `libreface crop`, "
+        "`libreface report`, `libreface elan` (each with its own --help).",
     )
     p.add_argument("inputs", nargs="+", help="video or image files, folders, a .txt list of paths, or a webcam index (0)")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -71,14 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", type=Path, default=None,
                    help="also write feature vectors: a .parquet or .npz file (one input) or a folder (several)")
     p.add_argument("--no-small-faces", action="store_true", help="skip the second detection pass for small faces")
-    p.add_argument("--no-mirror", action="store_true",
-                   help="run each face once instead of also mirrored and averaged (half the model time, a little less accurate)")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False,
+                   help="also run each face mirrored left-right and average the two outputs (twice the model time; "
+                        "no gain for the default model on FER+ validation, reports/selection)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its .partial file")
     p.add_argument("--identity", action="store_true",
                    help="person_id across the recording (face embeddings + DBSCAN; needs the identity extra) "
                         "and a <output>.summary.json per recording")
     p.add_argument("--subject", default="all", help="with --identity: keep 'main' (the person seen most), 'all', or a person_id")
     p.add_argument("--jobs", type=int, default=1, help="inputs analysed in parallel processes")
+    p.add_argument("--report", action="store_true",
+                   help="also write an HTML report next to each CSV (<output>.html; needs the report extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action=_VersionAction, help="print the version and every model's sha256, then exit")
@@ -109,7 +113,7 @@ def _options(args: argparse.Namespace, threads: int):
 
     return AnalyzerOptions(model=args.model, max_faces=args.max_faces, every=args.every, fps=args.fps, threads=threads,
                            batch_size=args.batch_size, small_faces=not args.no_small_faces, identity=args.identity,
-                           mirror=not args.no_mirror)
+                           mirror=args.mirror)
 
 
 def _run_one(analyzer, args, src: str, csv: Path, fpath: Path | None) -> str | None:
@@ -126,6 +130,10 @@ def _run_one(analyzer, args, src: str, csv: Path, fpath: Path | None) -> str | N
         print(f"libreface: warning: {summary.error}; the {summary.frames} frames before it are in {csv}", file=sys.stderr)
     if not args.quiet:
         print(f"{src}: {summary.frames} frames, {summary.faces} faces, {summary.fps:.1f} fps -> {csv}", file=sys.stderr)
+    if getattr(args, "report", False):
+        from .report.command import report_after_analysis
+
+        return report_after_analysis(csv, src, args)
     return None
 
 
@@ -198,7 +206,7 @@ def info(argv: list[str] | None = None) -> int:
     """`libreface info`: versions, the weights folder, every model with its sha256 check, threads."""
     import importlib.metadata as md
 
-    from .models.registry import _manifest, verify, weights_dir
+    from .models.registry import _manifest, default_model, verify, weights_dir
     from .models.session import default_threads
 
     print(f"libreface {__version__}")
@@ -210,24 +218,41 @@ def info(argv: list[str] | None = None) -> int:
     folder = weights_dir()
     print(f"weights: {folder}")
     bad = 0
+    default = default_model()
     for name, entry in sorted(_manifest(str(folder)).items()):
+        if not (folder / entry.file).is_file() and name != default and entry.kind != "landmarker":
+            continue  # not installed (a wheel ships the default only): listed nowhere
         try:
             verify(name)
             state = "ok"
         except LibrefaceError as e:
             state = f"FAILED: {e}"
             bad += 1
-        print(f"  {name:22s} {entry.kind:10s} {entry.file:28s} sha256 {entry.sha256[:16]}… {state}")
+        mark = " (default)" if name == default else ""
+        print(f"  {name:22s} {entry.kind:10s} {entry.file:28s} sha256 {entry.sha256[:16]}… {state}{mark}")
     print(f"threads: {default_threads()} (ONNX Runtime intra-op default)")
     return 1 if bad else 0
+
+
+def _require_extras(args: argparse.Namespace) -> None:
+    """Fail before the analysis, in one line naming the extra, when an option's optional dependency is missing."""
+    from .extras import require
+
+    if args.identity:
+        for module in ("dlib", "sklearn.cluster"):
+            require(module, "identity", "--identity")
+    if args.features is not None and args.features.suffix.lower() in (".parquet", ""):
+        require("pyarrow.parquet", "parquet", f"--features {args.features}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="libreface: %(message)s")
     debug = "--debug" in argv
-    if not debug:
-        from .landmarks import quiet_native_logs
+    if debug:
+        os.environ["LIBREFACE_DEBUG"] = "1"  # the library and batch workers then show MediaPipe's native logs
+    else:
+        from .quiet import quiet_native_logs
 
         quiet_native_logs()
     try:
@@ -245,6 +270,14 @@ def main(argv: list[str] | None = None) -> int:
             from .crop import crop_main
 
             return crop_main(argv[1:])
+        if argv and argv[0] == "report":
+            from .report.command import report_command
+
+            return report_command(argv[1:])
+        if argv and argv[0] == "elan":
+            from .export.command import elan_command
+
+            return elan_command(argv[1:])
         args = build_parser().parse_args(argv)
         if len(args.inputs) > 1 and args.output is not None and args.output.suffix.lower() == ".csv":
             build_parser().error("--output must be a folder when there are several inputs")
@@ -258,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().error("--resume cannot be combined with --identity (identities are resolved over the whole recording)")
         if args.format == "openface" and args.blendshapes:
             build_parser().error("--blendshapes is only available with --format native")
+        _require_extras(args)
+        if args.report:  # before the analysis, not after an hour of it
+            from .report.figures import require_matplotlib
+
+            require_matplotlib()
         return _analyze(args)
     except KeyboardInterrupt:
         print("libreface: interrupted; partial results are in the .partial files; rerun with --resume to continue",

@@ -45,7 +45,8 @@ def test_the_openface_format_uses_openface_names_and_conventions(tmp_path):
     r = run(EXAMPLE, "-o", tmp_path / "of.csv", "--format", "openface", "--every", "10", "--threads", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     header = (tmp_path / "of.csv").read_text().splitlines()[0]
-    assert header.startswith("frame, face_id, timestamp, confidence, success, pose_Rx, pose_Ry, pose_Rz")
+    assert header.startswith("frame, face_id, timestamp, confidence, success, gaze_0_x, gaze_0_y, gaze_0_z")
+    assert ", pose_Tx, pose_Ty, pose_Tz, pose_Rx, pose_Ry, pose_Rz" in header
     df = pd.read_csv(tmp_path / "of.csv", skipinitialspace=True)
     assert df["frame"].iloc[0] == 1 and "AU12_r" in df and "AU12_c" in df
     assert df.columns.get_loc("AU01_r") < df.columns.get_loc("AU01_c")

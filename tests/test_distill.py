@@ -39,6 +39,13 @@ def test_calibration_anchors_are_ordered_even_for_a_flat_blendshape():
         assert n < t < top
 
 
+def test_ck_subjects_split_into_train_validation_and_test_by_number():
+    from distill.dataset import ck_split
+
+    got = ck_split(np.array(["S005", "S010", "S006", "S011", "S007", "S009", ""]))
+    assert got.tolist() == ["test", "test", "valid", "valid", "train", "train", "train"]
+
+
 def test_feature_distillation_terms_are_finite_and_vanish_without_weights():
     from distill.losses import FeatureDistiller, LossWeights
 
@@ -226,3 +233,70 @@ def test_the_model_card_states_wall_time_metrics_and_mirrored_rows(smoke, tmp_pa
     again = write_card("smoke_r18.v0", "smoke_au_r18.v1", [report, report], tmp_path, [fp32.name, int8.name]).read_text()
     assert f"wall time {wall / 60:.0f} min on 2 CPU cores" in again and "Rows merged from" in again
     assert "not recorded" in write_card("other.v0", "smoke_au_r18.v1", report, tmp_path, [fp32.name]).read_text()
+
+
+def test_amp_auto_follows_the_cpu_flags_and_extra_train_is_for_mae_only():
+    from distill.train import TrainConfig, resolve_amp
+
+    assert resolve_amp("auto", "flags : fpu avx512f avx512_bf16 sse") == "bf16"
+    assert resolve_amp("auto", "flags : fpu amx_bf16 amx_tile") == "bf16"
+    assert resolve_amp("auto", "flags : fpu avx512f avx2") == "none"
+    assert resolve_amp("none", "flags : avx512_bf16") == "none" and resolve_amp("bf16", "") == "bf16"
+    with pytest.raises(ValueError, match="extra_train"):
+        TrainConfig(name="x", stage="teacher", arch="swin", extra_train=["valid"])
+    with pytest.raises(ValueError, match="extra_train"):
+        TrainConfig(name="x", stage="mae", arch="mae_vit", extra_train=["test"])
+
+
+def test_the_scaling_fit_finds_a_plateau_below_the_bar_and_a_crossing_above_it():
+    from distill.scaling import Curve, Point, fit_curve, verdict
+
+    e = np.array([1, 2, 5, 10, 25, 50])
+    low = [Point(int(x), 60.0 * x, 0.80 - 0.2 * x ** -0.7) for x in e]
+    high = [Point(int(x), 60.0 * x, 0.90 - 0.3 * x ** -0.5) for x in e]
+    f = fit_curve(low, bar=0.848, target=0.868)
+    assert f["a"] == pytest.approx(0.80, abs=0.005) and f["bar"] is None
+    assert "stop" in verdict(Curve("s", "training history", low, f), 0.848, 0.868)
+    g = fit_curve(high, bar=0.848, target=0.868)
+    assert g["target"]["epochs"] == pytest.approx((0.3 / 0.032) ** 2, rel=0.05)
+    assert "continue" in verdict(Curve("m", "fine-tune", high, g), 0.848, 0.868)
+    assert fit_curve(high[:3], 0.848, 0.868) is None
+
+
+@pytest.mark.train
+def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_path, monkeypatch):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from distill.scaling import HistorySpec, snapshots, study, write_report
+    from distill.smoke import CONFIGS
+    from distill.train import TrainConfig, train
+
+    cache = Path(smoke["weights"][0]).parent.parent / "cache"
+    monkeypatch.setenv("LIBREFACE_CACHE", str(cache))
+    cfg = TrainConfig.from_yaml(CONFIGS / "pretrain_mae_v2.yaml")
+    assert cfg.extra_train == ["valid"] and 200 in cfg.snapshots and cfg.amp == "auto"
+    cfg = replace(cfg, name="smoke_mae_snap.v0", epochs=1, batch_size=32, limit=48, snapshots=[1, 2, 5], warmup_epochs=0)
+    out = train(cfg)
+    assert [e for e, _ in snapshots(cfg.name)] == [1]
+    (out / "done.json").unlink()  # as if stopped after epoch 1 of 2: the same command resumes from last.pt
+    train(replace(cfg, epochs=2))
+    hist = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2]
+    snaps = snapshots(cfg.name)
+    assert [e for e, _ in snaps] == [1, 2]
+    walls = [torch.load(p, weights_only=False)["wall_seconds"] for _, p in snaps]
+    assert walls[1] == pytest.approx(hist[0]["seconds"] + hist[1]["seconds"], abs=0.2)
+    swin = tmp_path / "history_swin.jsonl"
+    swin.write_text("".join(json.dumps({"epoch": e, "seconds": 100.0, "valid_fer_accuracy": 0.8 - 0.2 / e}) + "\n"
+                            for e in range(1, 7)))
+    bar = tmp_path / "history_best.v0.jsonl"
+    bar.write_text(json.dumps({"epoch": 1, "seconds": 1.0, "valid_fer_accuracy": 0.848}) + "\n")
+    result = study([cfg.name], [HistorySpec(str(swin))], bar, prepared=cache / "prepared")
+    mae, sw = result["curves"]
+    assert [p["epochs"] for p in mae["points"]] == [1, 2] and mae["fit"] is None
+    assert all(0 <= p["valid_accuracy"] <= 1 for p in mae["points"]) and "unconstrained" in mae["verdict"]
+    assert sw["fit"]["a"] == pytest.approx(0.8, abs=0.01) and "stop" in sw["verdict"]
+    assert result["bar"] == {"model": "best.v0", "valid_accuracy": 0.848, "source": str(bar)}
+    paths = write_report(result, tmp_path / "scaling")
+    assert all(p.stat().st_size > 0 for p in paths) and "84.8 %" in paths[1].read_text()

@@ -40,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--landmarks", action="store_true", help="add the landmark columns")
     p.add_argument("--blendshapes", action="store_true", help="add the 52 blendshape columns (native format)")
     p.add_argument("--no-small-faces", action="store_true", help="skip the second detection pass for small faces")
-    p.add_argument("--no-mirror", action="store_true", help="run each face once, not also mirrored and averaged")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False,
+                   help="also run each face mirrored and average the two outputs (twice the model time)")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads per worker; 0 = cores // workers (1 with --scheduler)")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUTDIR/reports/<recording>.html for each finished recording (needs the report extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -70,10 +73,14 @@ def batch_command(argv: list[str]) -> int:
     if args.format == "openface" and args.blendshapes:
         p.error("--blendshapes is only available with --format native")
     settings = BatchSettings(model=args.model, fmt=args.format, max_faces=args.max_faces, every=args.every,
-                             fps=args.fps, small_faces=not args.no_small_faces, mirror=not args.no_mirror,
+                             fps=args.fps, small_faces=not args.no_small_faces, mirror=args.mirror,
                              landmarks=args.landmarks, blendshapes=args.blendshapes, features=args.features,
                              threads=args.threads)
     try:
+        if args.report:  # fail before the batch, not after it
+            from ..report.figures import require_matplotlib
+
+            require_matplotlib()
         if (args.dask_local or args.scheduler) and not args.debug:
             _quiet_dask_logs()
         report = run_batch(args.inputs, args.output, settings, jobs=args.jobs, dask_local=args.dask_local,
@@ -99,4 +106,13 @@ def batch_command(argv: list[str]) -> int:
               f"failed in {report.wall_s:.1f} s{speed}; ledger: {report.ledger}", file=sys.stderr)
     if report.signal is not None:
         return 128 + int(report.signal)
+    if args.report:
+        from ..report.command import batch_reports
+
+        errors = batch_reports(report.outdir, report.done + report.skipped, args.model,
+                               settings.output_fields(), quiet=args.quiet)
+        for line in errors:
+            print(f"libreface: {line}", file=sys.stderr)
+        if errors:
+            return 1
     return 1 if report.failed else 0

@@ -75,19 +75,18 @@ def _stop_pool(pool) -> None:
 
 
 def import_dask():
-    """The `distributed` module, or ImportError naming the extra to install."""
-    try:
-        import distributed
-    except ImportError as e:
-        raise ImportError("--dask-local and --scheduler need Dask: pip install 'libreface-cpu[dask]'") from e
-    return distributed
+    """The `distributed` module, or MissingExtra (an ImportError) naming the dask extra."""
+    from ..extras import require
+
+    require("dask", "dask", "--dask-local/--scheduler")
+    return require("distributed", "dask", "--dask-local/--scheduler")
 
 
 def local_cluster(workers: int, retries: int):
     """A LocalCluster of `workers` single-threaded worker processes, every port on 127.0.0.1 (any free one)."""
+    distributed = import_dask()
     import dask
 
-    distributed = import_dask()
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
         return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                         scheduler_port=0, dashboard_address="127.0.0.1:0",

@@ -58,7 +58,7 @@ class BatchSettings:
     every: int = 1
     fps: float | None = None
     small_faces: bool = True
-    mirror: bool = True
+    mirror: bool = False
     landmarks: bool = False
     blendshapes: bool = False
     features: bool = False

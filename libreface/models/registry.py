@@ -9,7 +9,9 @@ from ..weights import (
     DEFAULT_MODEL,
     ModelEntry,
     _manifest,
+    default_model,
     get_entry,
+    installed,
     list_models,
     model_versions,
     sha256_file,
@@ -18,5 +20,5 @@ from ..weights import (
     weights_path,
 )
 
-__all__ = ["DEFAULT_MODEL", "ModelEntry", "_manifest", "get_entry", "list_models", "model_versions", "sha256_file",
+__all__ = ["DEFAULT_MODEL", "ModelEntry", "_manifest", "default_model", "get_entry", "installed", "list_models", "model_versions", "sha256_file",
            "verify", "weights_dir", "weights_path"]
