@@ -1,0 +1,365 @@
+"""Scaling study (`distill scaling`): FER+ validation accuracy of the teachers against training epochs and wall time.
+
+Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accuracy):
+
+* MAE-ViT: every snapshot an MAE run kept (`snapshots:` in its config, `<cache>/runs/<run>/snapshot_e*.pt`) is probed,
+  either by a linear probe (multinomial logistic regression on the frozen, mean-pooled encoder features, trained on
+  the FER+ Train vote distributions) or by a short fine-tune (`--finetune distill/configs/teacher_mae_probe.yaml`,
+  best validation epoch). A linear probe measures the encoder, not a teacher: it is compared with its own trend only.
+* Swin: the per-epoch validation history committed in `reports/` (a run that continued an earlier one carries that
+  run's epochs and wall time as offsets).
+
+The bar is the best student's FER+ validation accuracy (its committed history); the target is the bar + 2 points. A
+saturating fit acc(e) = a - b * e^-c is made only with >= 4 points; it gives the asymptote `a` and the epoch where a
+curve crosses the bar and the target. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .paths import REPO
+
+MIN_FIT_POINTS = 4
+TARGET_MARGIN = 0.02
+PLATEAU_GAIN = 0.005
+"""A curve whose accuracy rose less than this (0.5 point) over its last quarter of epochs has levelled off."""
+
+
+@dataclass
+class HistorySpec:
+    """A committed per-epoch history (jsonl with `epoch`, `seconds`, `valid_fer_accuracy`) of one curve.
+
+    Attributes:
+        path: the jsonl file, relative to the repo or absolute.
+        epoch_offset / wall_offset_s: epochs and seconds of the run it continued (0 for a run from scratch).
+        offset_accuracy: that earlier run's final FER+ validation accuracy (a point at `epoch_offset`), if known.
+        note: where the offsets come from.
+    """
+
+    path: str
+    epoch_offset: int = 0
+    wall_offset_s: float = 0.0
+    offset_accuracy: float | None = None
+    note: str = ""
+
+
+SWIN_HISTORIES = [HistorySpec(
+    "reports/v5/history_teacher_swin.v3.jsonl", epoch_offset=30, wall_offset_s=112 * 60, offset_accuracy=0.770,
+    note="teacher_swin.v3 continues teacher_swin.v2 (30 epochs from scratch, 112 min, 77.0 % valid: README and "
+         "teacher_swin_v3.yaml) on a fresh 20-epoch cosine schedule, distilled from two students")]
+BAR_HISTORY = "reports/v6/history_au_r10t.v6.jsonl"
+
+
+@dataclass
+class Point:
+    epochs: int
+    wall_seconds: float
+    valid_accuracy: float
+    source: str = ""
+    cpu_seconds: float | None = None
+
+
+@dataclass
+class Curve:
+    """One direction: its points, the probe that measured them, the fit (None below `MIN_FIT_POINTS`), the verdict."""
+
+    name: str
+    probe: str
+    points: list[Point]
+    fit: dict | None = None
+    verdict: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read a jsonl history ({e})") from None
+
+
+def _resolve(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else REPO / p
+
+
+def history_points(spec: HistorySpec) -> list[Point]:
+    """Points of one committed history (plus its offset point when known)."""
+    path = _resolve(spec.path)
+    rows = _read_jsonl(path)
+    if not rows or "valid_fer_accuracy" not in rows[0]:
+        raise ValueError(f"{path}: no `valid_fer_accuracy` per epoch")
+    pts = [Point(spec.epoch_offset, spec.wall_offset_s, spec.offset_accuracy, "the run it continued (see note)")] \
+        if spec.offset_accuracy else []
+    wall = spec.wall_offset_s
+    for r in rows:
+        wall += float(r["seconds"])
+        pts.append(Point(spec.epoch_offset + int(r["epoch"]), round(wall, 1), float(r["valid_fer_accuracy"]), path.name,
+                         r.get("cpu_seconds")))
+    return pts
+
+
+def bar_from_history(path: str | Path) -> tuple[str, float]:
+    """(model name, best FER+ validation accuracy) from a student's committed history `history_<name>.jsonl`."""
+    p = _resolve(path)
+    best = max(r["valid_fer_accuracy"] for r in _read_jsonl(p))
+    return p.stem.removeprefix("history_"), float(best)
+
+
+# ---------------------------------------------------------------------------------------------
+# the MAE direction
+
+
+def snapshots(run: str) -> list[tuple[int, Path]]:
+    """(epoch, path) of every snapshot run `run` kept, by epoch."""
+    from .train import run_dir
+
+    found = [(int(m.group(1)), p) for p in run_dir(run).glob("snapshot_e*.pt") if (m := re.search(r"_e(\d+)\.pt$", p.name))]
+    return sorted(found)
+
+
+def encoder_features(model, images: np.ndarray, batch: int = 512) -> np.ndarray:
+    """(N, S, S) uint8 crops -> (N, D) float32 pooled encoder features (the teacher's `features`), no augmentation."""
+    from ._torch import torch
+    from .predict import to_input
+
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            out.append(model.forward_features(to_input(torch.from_numpy(images[i : i + batch])))[1].float().numpy())
+    return np.concatenate(out)
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray, valid_y: np.ndarray,
+                 l2: float = 1e-4, steps: int = 200) -> float:
+    """Multinomial logistic regression (L-BFGS, fixed L2, standardised features) on soft targets.
+
+    Args: train_x (N, D), train_y (N, K) target distributions (FER+ votes / 10), valid_x (M, D), valid_y (M, K).
+    Returns: validation accuracy (argmax against the majority vote), 0..1."""
+    from ._torch import torch
+
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    xt = torch.from_numpy((train_x - mu) / sd).float()
+    yt = torch.from_numpy(train_y).float()
+    lin = torch.nn.Linear(xt.shape[1], yt.shape[1])
+    opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = -(yt * torch.log_softmax(lin(xt), 1)).sum(1).mean() + l2 * lin.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        pred = lin(torch.from_numpy((valid_x - mu) / sd).float()).argmax(1).numpy()
+    return float((pred == valid_y.argmax(1)).mean())
+
+
+def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = None, threads: int = 2) -> Curve:
+    """Probe every snapshot of MAE run `run` (linear probe, or a fine-tune with config `finetune`)."""
+    from ._torch import seed_everything, torch
+    from .dataset import build_tables
+    from .paths import cache_dir
+    from .train import TrainConfig, build_model, load_run, run_dir, train
+
+    snaps = snapshots(run)
+    if not snaps:
+        raise FileNotFoundError(f"{run_dir(run)}: no snapshot_e*.pt (set `snapshots:` in the MAE config and train it)")
+    points: list[Point] = []
+    if finetune:
+        for epoch, path in snaps:
+            wall = torch.load(path, map_location="cpu", weights_only=False)["wall_seconds"]
+            cfg = TrainConfig.from_yaml(finetune, prepared=str(prepared) if prepared else None, threads=threads)
+            cfg = TrainConfig(**{**asdict(cfg), "name": f"{cfg.name}_{run}_e{epoch:04d}", "init_from": f"{run}@{epoch}"})
+            hist = _read_jsonl(train(cfg) / "history.jsonl")
+            points.append(Point(epoch, wall, max(h["valid_fer_accuracy"] for h in hist),
+                                f"fine-tune {cfg.name}: {sum(h['seconds'] for h in hist):.0f} s more"))
+        return Curve(f"MAE-ViT ({run})", f"fine-tune ({Path(finetune).name})", points)
+    seed_everything(0, threads)
+    tables, _ = build_tables(Path(prepared) if prepared else cache_dir() / "prepared")
+    tr, va = tables["train"], tables["valid"]
+    tr = tr.subset(np.flatnonzero((tr.source == "ferplus") & tr.expr_mask))
+    va = va.subset(np.flatnonzero(va.expr_mask))
+    _, cfg = load_run(run, "last")
+    for epoch, path in snaps:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_model(cfg)
+        model.load_state_dict(state["model"])
+        acc = linear_probe(encoder_features(model, tr.images), tr.expr, encoder_features(model, va.images), va.expr)
+        points.append(Point(epoch, state["wall_seconds"], acc, path.name, state.get("cpu_seconds")))
+        print(f"{run} epoch {epoch}: linear probe {acc:.4f} FER+ valid", flush=True)
+    return Curve(f"MAE-ViT ({run})", "linear probe", points)
+
+
+# ---------------------------------------------------------------------------------------------
+# fit and verdict
+
+
+def _saturating(e, a, b, c):
+    return a - b * np.power(e, -c)
+
+
+def fit_curve(points: list[Point], bar: float, target: float) -> dict | None:
+    """acc(e) = a - b * e^-c by least squares, with the epochs (and wall hours) where it crosses `bar` and `target`
+    (None where the asymptote stays below); None with fewer than `MIN_FIT_POINTS` points or when it fails."""
+    from scipy.optimize import curve_fit
+
+    if len(points) < MIN_FIT_POINTS:
+        return None
+    e = np.array([p.epochs for p in points], float)
+    y = np.array([p.valid_accuracy for p in points], float)
+    try:
+        (a, b, c), _ = curve_fit(_saturating, e, y, p0=(y.max() + 0.02, 0.3, 0.5),
+                                 bounds=([0, 0, 0.01], [1, 10, 5]), maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    rmse = float(np.sqrt(np.mean((_saturating(e, a, b, c) - y) ** 2)))
+    s_per_epoch = (points[-1].wall_seconds - points[0].wall_seconds) / max(1, points[-1].epochs - points[0].epochs)
+
+    def crossing(level: float) -> dict | None:
+        if a <= level:
+            return None
+        epoch = float((b / (a - level)) ** (1 / c))
+        return {"epochs": round(epoch, 1),
+                "wall_hours": round((points[-1].wall_seconds + max(0, epoch - points[-1].epochs) * s_per_epoch) / 3600, 1)}
+
+    at_bound = bool(np.isclose(b, 10) or np.isclose(c, 0.01) or np.isclose(c, 5) or np.isclose(a, 1))
+    return {"form": "acc = a - b * epochs^-c", "a": round(float(a), 4), "b": round(float(b), 4), "c": round(float(c), 4),
+            "rmse": round(rmse, 4), "at_bound": at_bound, "bar": crossing(bar), "target": crossing(target)}
+
+
+def verdict(curve: Curve, bar: float, target: float) -> str:
+    """Stop or continue, with the numbers: against the bar for a teacher, against its own trend for a linear probe."""
+    pts = curve.points
+    last = pts[-1]
+    quarter = [p for p in pts if p.epochs >= last.epochs - max(1, (last.epochs - pts[0].epochs) / 4)]
+    gain = last.valid_accuracy - quarter[0].valid_accuracy
+    rising = f"{gain * 100:+.1f} points over epochs {quarter[0].epochs}-{last.epochs}"
+    f = curve.fit
+    head = f"last point {last.valid_accuracy * 100:.1f} % at {last.epochs} epochs ({last.wall_seconds / 3600:.1f} h); {rising}"
+    if f is None:
+        trend = ("continue (one point, no trend yet)" if len(pts) < 2 else
+                 "continue (still rising)" if gain >= PLATEAU_GAIN else "levelled off so far")
+        return f"fit unconstrained ({len(pts)} point(s) < {MIN_FIT_POINTS}); {head}: {trend}."
+    fit = f"fit asymptote {f['a'] * 100:.1f} % (rmse {f['rmse'] * 100:.1f} points{', a parameter at its bound' if f['at_bound'] else ''})"
+    if curve.probe != "linear probe" and gain < PLATEAU_GAIN and last.valid_accuracy < bar:
+        return (f"{head}: levelled off {(bar - last.valid_accuracy) * 100:.1f} points below the bar ({bar * 100:.1f} %): "
+                f"stop. The {fit} is not trusted here: the data stopped rising (within a schedule, the annealed "
+                f"learning rate ends the rise; a longer schedule is a new curve to measure).")
+    if curve.probe == "linear probe":
+        go = gain >= PLATEAU_GAIN or f["a"] - last.valid_accuracy >= 0.01
+        return (f"{head}; {fit}. A linear probe is not comparable with the bar; pretraining: "
+                + ("continue (the encoder still improves)." if go else "stop (the encoder's probe has levelled off)."))
+    if f["target"]:
+        return f"{head}; {fit}: continue, crosses bar + 2 ({target * 100:.1f} %) at ~{f['target']['epochs']:.0f} epochs (~{f['target']['wall_hours']} h)."
+    if f["bar"]:
+        return (f"{head}; {fit}: crosses the bar ({bar * 100:.1f} %) at ~{f['bar']['epochs']:.0f} epochs "
+                f"(~{f['bar']['wall_hours']} h) but levels off below bar + 2 ({target * 100:.1f} %): stop.")
+    return f"{head}; {fit} < bar {bar * 100:.1f} %: stop (plateau below the best student)."
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_history: str | Path = BAR_HISTORY,
+          prepared: Path | None = None, finetune: Path | None = None, threads: int = 2) -> dict:
+    """Measure every direction; returns the report as a dict (see `write_report`)."""
+    bar_name, bar = bar_from_history(bar_history)
+    target = bar + TARGET_MARGIN
+    curves, pending = [], []
+    for run in mae_runs:
+        try:
+            curves.append(mae_curve(run, prepared, finetune, threads))
+        except FileNotFoundError:
+            pending.append(f"MAE-ViT ({run}): not measured yet (no snapshot in `<cache>/runs/{run}/` so far).")
+    for spec in SWIN_HISTORIES if swin is None else swin:
+        c = Curve(f"Swin ({Path(spec.path).stem.removeprefix('history_')})", "training history", history_points(spec))
+        c.notes += [spec.note] if spec.note else []
+        curves.append(c)
+    for c in curves:
+        c.fit = fit_curve(c.points, bar, target)
+        c.verdict = verdict(c, bar, target)
+    return {"bar": {"model": bar_name, "valid_accuracy": round(bar, 4), "source": str(bar_history)},
+            "target": round(target, 4), "curves": [asdict(c) for c in curves], "pending": pending}
+
+
+def markdown(result: dict) -> str:
+    bar, target = result["bar"], result["target"]
+    lines = ["# Scaling study: FER+ validation accuracy against training epochs and wall time", "",
+             f"Bar: the best student, `{bar['model']}`, {bar['valid_accuracy'] * 100:.1f} % FER+ valid "
+             f"(`{bar['source']}`); target: bar + 2 = {target * 100:.1f} %. Wall time on this machine's 2 CPU cores "
+             "(shared: a niced background run's wall time includes waiting; its CPU hours / 2 is about what it would "
+             "take alone).", ""]
+    for c in result["curves"]:
+        lines += [f"## {c['name']} — {c['probe']}", "", "| epochs | wall h | CPU h | FER+ valid % | source |",
+                  "|---:|---:|---:|---:|---|"]
+        lines += [f"| {p['epochs']} | {p['wall_seconds'] / 3600:.2f} | "
+                  f"{'–' if p['cpu_seconds'] is None else format(p['cpu_seconds'] / 3600, '.2f')} | "
+                  f"{p['valid_accuracy'] * 100:.1f} | {p['source']} |" for p in c["points"]]
+        f = c["fit"]
+
+        def at(x: dict | None) -> str:
+            return f"~{x['epochs']:.0f} epochs (~{x['wall_hours']} h)" if x else "never (asymptote below)"
+
+        lines += ["", f"Fit: {f['form']}, a = {f['a']}, b = {f['b']}, c = {f['c']}, rmse = {f['rmse']}"
+                  f"{' (a parameter at its bound)' if f['at_bound'] else ''}; crosses the bar at {at(f['bar'])}, the "
+                  f"target at {at(f['target'])}." if f else
+                  f"Fit: unconstrained (fewer than {MIN_FIT_POINTS} points).", "", f"**Verdict:** {c['verdict']}", ""]
+        lines += [f"Note: {n}" for n in c["notes"]] + ([""] if c["notes"] else [])
+    lines += [f"- {m}" for m in result.get("pending", [])]
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    """Accuracy against epochs (log) and wall hours, with the bar, the target and each fit; a small PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.ScalarFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+    for c in result["curves"]:
+        e = np.array([p["epochs"] for p in c["points"]], float)
+        y = np.array([p["valid_accuracy"] for p in c["points"]]) * 100
+        h = np.array([p["wall_seconds"] for p in c["points"]]) / 3600
+        line, = axes[0].plot(e, y, "o-", ms=3, label=f"{c['name']}: {c['probe']}")
+        axes[1].plot(h, y, "o-", ms=3, color=line.get_color())
+        if c["fit"] and not c["fit"]["at_bound"]:  # a fit pinned at a bound is reported, not drawn
+            ee = np.geomspace(max(1, e.min()), max(e.max() * 4, 200), 100)
+            axes[0].plot(ee, _saturating(ee, c["fit"]["a"], c["fit"]["b"], c["fit"]["c"]) * 100, "--", color=line.get_color(), lw=1)
+    for ax in axes:
+        ax.axhline(result["bar"]["valid_accuracy"] * 100, color="k", lw=1, label=f"bar: {result['bar']['model']}")
+        ax.axhline(result["target"] * 100, color="k", lw=1, ls=":", label="target: bar + 2")
+        ax.set_ylabel("FER+ valid accuracy %")
+        ax.grid(alpha=0.3)
+    epochs = [p["epochs"] for c in result["curves"] for p in c["points"]]
+    if epochs and max(epochs) > 10 * max(1, min(epochs)):  # log epochs only over more than a decade
+        axes[0].set_xscale("log")
+        axes[0].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[0].set_xlabel("epochs")
+    axes[1].set_xlabel("wall hours (2 CPU cores)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(result: dict, out: Path) -> list[Path]:
+    """`<out>/scaling.json`, `scaling.md`, `scaling.png`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "scaling.json", out / "scaling.md", out / "scaling.png"]
+    paths[0].write_text(json.dumps(result, indent=1))
+    paths[1].write_text(markdown(result) + "\n")
+    plot(result, paths[2])
+    return paths
