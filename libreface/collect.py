@@ -43,6 +43,7 @@ import numpy as np
 from . import __version__
 from .blinks import blink_column, blink_summary
 from .errors import InputError, OutputError
+from .extras import exit_missing
 from .outputs.reader import expression_columns_in
 
 log = logging.getLogger(__name__)
@@ -355,8 +356,7 @@ def collect_command(argv: list[str]) -> int:
     except ImportError as e:  # a missing optional extra: exit 1, as the analyze command does
         if args.debug:
             raise
-        print(f"libreface: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
+        return exit_missing("libreface", e)
     if not args.quiet:
         for name, status, error in report.missing:
             print(f"libreface: {name}: {status}{f' ({error})' if error else ''}; not in the dataset", file=sys.stderr)

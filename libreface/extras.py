@@ -43,7 +43,7 @@ def require(module: str, extra: str, what: str) -> ModuleType:
         raise MissingExtra(f"{what} needs the {extra} extra: {install_command(extra)} ({why})") from e
 
 
-def exit_missing(prog: str, error: MissingExtra) -> int:
+def exit_missing(prog: str, error: ImportError) -> int:
     """Print `error` as one line `prog: ...` on stderr; returns the exit status (1)."""
     print(f"{prog}: {str(error).splitlines()[0]}", file=sys.stderr)
     return 1

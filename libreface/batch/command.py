@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..extras import exit_missing
 from ..models.registry import DEFAULT_MODEL
 from .coordinator import run_batch
 from .executors import import_dask
@@ -89,8 +90,7 @@ def batch_command(argv: list[str]) -> int:
     except ImportError as e:  # a missing optional extra: exit 1, as the analyze command does
         if args.debug:
             raise
-        print(f"libreface: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
+        return exit_missing("libreface", e)
     except ValueError as e:
         if args.debug:
             raise
