@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, recover, finetune-heads, add-aus, scaling.
+export, recover, finetune-heads, add-aus, scaling, au-geometry.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -111,6 +111,17 @@ def _scaling(args: argparse.Namespace) -> int:
     return 0
 
 
+def _au_geometry(args: argparse.Namespace) -> int:
+    from .au_geometry_report import markdown, measure, write_report
+    from .paths import cache_dir
+
+    result = measure(args.ckplus, args.prepared or cache_dir() / "prepared", args.landmarks)
+    print(markdown(result))
+    for path in write_report(result, args.out):
+        print(path)
+    return 0
+
+
 def _cards(args: argparse.Namespace) -> int:
     from .cards import write_card
     from .paths import WEIGHTS
@@ -213,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, default=2, help="torch threads")
     q.add_argument("--out", type=Path, default=Path("reports/scaling"), help="report folder")
     q.set_defaults(func=_scaling)
+
+    q = sub.add_parser("au-geometry", help="AU4/AU9/AU26 from landmark geometry vs blendshapes, AUC on CK+ validation subjects")
+    q.add_argument("--ckplus", type=Path, default=Path("../shared/data/ckplus48"), help="CK+ folder with the AU csv")
+    q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder with ferplus/train.npz (default: <cache>/prepared)")
+    q.add_argument("--landmarks", type=Path, default=None, help=".npz cache of the landmarker's output (reused if present)")
+    q.add_argument("--out", type=Path, default=Path("reports/au_geometry"), help="report folder")
+    q.set_defaults(func=_au_geometry)
 
     q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
     q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")

@@ -53,6 +53,8 @@ class Table:
         occ_w: (N, 12) float32 loss weight: 1 human code, `PSEUDO_OCCURRENCE_WEIGHT` pseudo, 0 none.
         occ_human: (N, 12) int8 human FACS code (-1 unknown).
         au_raw: (N, 12) float32 raw blendshape AU scores (the baseline), NaN when missed.
+        geo_feat: (N, 3, 2) float32 landmark-geometry features of `au_geometry.GEOMETRY_AUS` (NaN when the prepared
+            split has no landmarks or the face was missed).
         source: (N,) str dataset name; subject: (N,) str; key: (N,) str.
     """
 
@@ -64,6 +66,7 @@ class Table:
     occ_w: np.ndarray
     occ_human: np.ndarray
     au_raw: np.ndarray
+    geo_feat: np.ndarray
     source: np.ndarray
     subject: np.ndarray
     key: np.ndarray
@@ -84,7 +87,10 @@ def _grey(crops: np.ndarray) -> np.ndarray:
 
 
 def _table(p: PreparedSplit, source: str) -> Table:
+    from .au_geometry import GEOMETRY_AUS, feature_array
+
     n = len(p)
+    geo = feature_array(p.landmarks) if p.landmarks is not None else np.full((n, len(GEOMETRY_AUS), 2), np.nan, np.float32)
     votes = p.votes.astype(np.float32)
     sums = votes.sum(1, keepdims=True)
     human = np.full((n, len(DISFA_AUS)), -1, np.int8)
@@ -99,6 +105,7 @@ def _table(p: PreparedSplit, source: str) -> Table:
         occ_w=np.zeros((n, len(DISFA_AUS)), np.float32),
         occ_human=human,
         au_raw=au_scores(p.blendshapes),
+        geo_feat=geo,
         source=np.array([source] * n),
         subject=p.subjects.astype(str),
         key=p.keys.astype(str),
@@ -115,8 +122,44 @@ def ck_split(subjects: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def build_tables(prepared_root: Path) -> tuple[dict[str, Table], Calibration]:
+AU_SOURCES = ("blendshape", "geometry", "combined")
+
+
+def _signal(out: dict[str, Table | None], au_sources: dict[str, str]) -> dict[str, np.ndarray]:
+    """Per split, the raw AU teacher signal: `au_raw` with the columns named in `au_sources` replaced by the landmark
+    geometry score ("geometry", `au_geometry.GeometryScaler` fitted on `train`) or by the mean of the blendshape and
+    geometry percentile ranks among the training rows ("combined")."""
+    from .au_geometry import GEOMETRY_AUS, GeometryScaler, percentile_rank
+
+    names = {f"AU{a:02d}": a for a in GEOMETRY_AUS}
+    for au, src in au_sources.items():
+        if au not in names or src not in AU_SOURCES:
+            raise ValueError(f"au_sources: {au}: {src} is not one of {AU_SOURCES} for one of {sorted(names)}")
+    tr = out["train"]
+    scaler = GeometryScaler.fit(tr.geo_feat)
+    res = {}
+    for split, t in out.items():
+        if t is None:
+            continue
+        raw, geo = t.au_raw.copy(), scaler.scores(t.geo_feat)
+        for au, src in au_sources.items():
+            j, k = DISFA_AUS.index(names[au]), GEOMETRY_AUS.index(names[au])
+            if src == "geometry":
+                raw[:, j] = geo[:, k]
+            elif src == "combined":
+                tr_geo = scaler.scores(tr.geo_feat)[:, k]
+                raw[:, j] = (percentile_rank(tr.au_raw[:, j], t.au_raw[:, j]) + percentile_rank(tr_geo, geo[:, k])) / 2
+        res[split] = raw
+    return res
+
+
+def build_tables(prepared_root: Path, au_sources: dict[str, str] | None = None) -> tuple[dict[str, Table], Calibration]:
     """Read `<prepared_root>/<dataset>/<split>.npz`, fit the AU calibration on `train`, label every split.
+
+    `au_sources` ({"AU04": "geometry", ...}, default none = the blendshape signal for every AU) switches the AU
+    intensity / pseudo-occurrence teacher signal of AU4, AU9 or AU26 to "geometry" or "combined" (`_signal`, chosen by
+    `distill au-geometry` on the CK+ validation subjects); it needs prepared data with landmarks. `au_raw` stays the
+    blendshape baseline.
 
     Returns:
         ({"train", "valid", "ck_valid", "test", "ck_test"} -> Table (missing datasets give no entry), calibration
@@ -138,14 +181,20 @@ def build_tables(prepared_root: Path) -> tuple[dict[str, Table], Calibration]:
         raise FileNotFoundError(f"{prepared_root}: no prepared datasets; run `libreface-distill prepare` first")
     out = {k: Table.concat(v) if v else None for k, v in tables.items()}
     tr = out["train"]
+    if au_sources:
+        detected = ~np.isnan(tr.au_raw[:, 0])
+        if np.isnan(tr.geo_feat[detected, 0, 0]).any():
+            raise ValueError(f"{prepared_root}: au_sources {au_sources} needs landmarks; prepared data made before they "
+                             "were stored has none: run `libreface-distill prepare` again")
+    raw = _signal(out, au_sources) if au_sources else {k: t.au_raw for k, t in out.items() if t is not None}
     fer_rows = (tr.source == "ferplus") & ~np.isnan(tr.au_raw[:, 0])
     ck_rows = (tr.source == "ckplus") & ~np.isnan(tr.au_raw[:, 0])
     neutral = tr.expr[fer_rows].argmax(1) == EXPRESSIONS.index("neutral")
-    cal = fit_calibration(tr.au_raw[fer_rows], neutral, tr.au_raw[ck_rows], tr.occ_human[ck_rows])
-    for t in out.values():
+    cal = fit_calibration(raw["train"][fer_rows], neutral, raw["train"][ck_rows], tr.occ_human[ck_rows])
+    for split, t in out.items():
         if t is None:
             continue
-        t.au[:] = cal.intensity(t.au_raw)
+        t.au[:] = cal.intensity(raw[split])
         detected = ~np.isnan(t.au[:, 0])
         pseudo = (t.au >= 1.0).astype(np.float32)
         human = t.occ_human >= 0

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ._torch import seed_everything, torch
+from .augment import AugmentOptions, balanced_order, class_weights, occlude, relight, yaw_warp
 from .dataset import Table, build_tables
 from .losses import FeatureDistiller, LossWeights, task_loss
 from .metrics import task_metrics
@@ -58,6 +59,15 @@ class TrainConfig:
             folder, with the run's wall time so far (for `distill scaling`).
         extra_train: more splits whose images join the training rows: only "valid" (FER+ Valid), only for the
             label-free "mae" stage; never a test split.
+        yaw_deg, yaw_p, occlusion, occlusion_max_area, lighting: the filming augmentations of `distill.augment`
+            (`AugmentOptions`; all off by default): planar head-yaw warp up to +-`yaw_deg` on a share `yaw_p` of rows,
+            an occluder on a share `occlusion` (bounding box <= `occlusion_max_area` of the crop), relighting on a share
+            `lighting`.
+        balance: "none", "sampler" (rows drawn with replacement, weighted by their expression's class weight) or
+            "loss" (class-weighted expression loss); weights `augment.class_weights` from the training votes with
+            `balance_power` (0.5 = inverse square root of the frequency) and `balance_cap`.
+        au_sources: per AU, the AU teacher signal's source ({"AU04": "geometry", ...}; default {} = blendshapes for
+            all): see `dataset.build_tables` and `distill au-geometry`. Needs prepared data with landmarks.
     """
 
     name: str
@@ -82,6 +92,15 @@ class TrainConfig:
     amp: str = "none"
     snapshots: list[int] = field(default_factory=list)
     extra_train: list[str] = field(default_factory=list)
+    yaw_deg: float = 0.0
+    yaw_p: float = 0.5
+    occlusion: float = 0.0
+    occlusion_max_area: float = 0.3
+    lighting: float = 0.0
+    balance: str = "none"
+    balance_power: float = 0.5
+    balance_cap: float = 5.0
+    au_sources: dict = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -102,6 +121,12 @@ class TrainConfig:
             raise ValueError(f"amp must be 'none', 'bf16' or 'auto', not {self.amp!r}")
         if self.extra_train and (self.stage != "mae" or set(self.extra_train) - {"valid"}):
             raise ValueError(f"extra_train {self.extra_train} is for label-free 'mae' stages and may name only 'valid'")
+        if self.balance not in ("none", "sampler", "loss"):
+            raise ValueError(f"balance must be 'none', 'sampler' or 'loss', not {self.balance!r}")
+
+    @property
+    def augment_options(self) -> AugmentOptions:
+        return AugmentOptions(self.yaw_deg, self.yaw_p, self.occlusion, self.occlusion_max_area, self.lighting)
 
     @property
     def loss_weights(self) -> LossWeights:
@@ -148,15 +173,20 @@ def prepared_dir(cfg: TrainConfig) -> Path:
 # batches and augmentation
 
 
-def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Tensor | None = None) -> torch.Tensor:
+def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Tensor | None = None,
+            extra: AugmentOptions | None = None) -> torch.Tensor:
     """Augment a (B, S, S) uint8 batch; returns (B, 3, S, S) float32 model input.
 
-    `flip` (B,) bool forces which rows are mirrored (the KD view); otherwise half, at random."""
+    `flip` (B,) bool forces which rows are mirrored (the KD view); otherwise half, at random. `extra` adds the filming
+    augmentations (yaw warp before the shift; relighting and occluders after the photometric jitter); switched-off ones
+    draw no random numbers. Distillation targets stay those of the unwarped crop."""
     b, s, _ = images.shape
     x = images.float() / 255.0
     if flip is None:
         flip = torch.rand(b, generator=g) < 0.5
     x = torch.where(flip[:, None, None], x.flip(-1), x)
+    if extra is not None and extra.yaw_deg > 0:
+        x = yaw_warp(x, extra.yaw_deg, g, p=extra.yaw_p)
     shift = 4 if mode == "strong" else 2
     pad = F.pad(x[:, None], (shift,) * 4, mode="replicate")[:, 0]
     dx = torch.randint(0, 2 * shift + 1, (b,), generator=g)
@@ -168,6 +198,10 @@ def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Ten
     bright = (torch.rand(b, 1, 1, generator=g) - 0.5) * 0.3
     mean = x.mean(dim=(1, 2), keepdim=True)
     x = ((x - mean) * contrast + mean + bright).clamp(0, 1)
+    if extra is not None and extra.lighting > 0:
+        x = relight(x, extra.lighting, g)
+    if extra is not None and extra.occlusion > 0:
+        x = occlude(x, extra.occlusion, g, extra.occlusion_max_area)
     if mode == "strong":  # random erasing of one rectangle on a quarter of the batch
         erase = torch.rand(b, generator=g) < 0.25
         for i in torch.nonzero(erase).flatten().tolist():
@@ -180,9 +214,11 @@ def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Ten
     return (x - torch.tensor(NORM_MEAN).view(1, 3, 1, 1)) / torch.tensor(NORM_STD).view(1, 3, 1, 1)
 
 
-def _batch_labels(t: Table, idx: np.ndarray) -> dict[str, torch.Tensor]:
+def _batch_labels(t: Table, idx: np.ndarray, expr_weights: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Labels of rows `idx`; `expr_weights` (8,) class weights scale the expression target (class-weighted loss)."""
+    expr = t.expr[idx] if expr_weights is None else t.expr[idx] * expr_weights[None]
     return {
-        "expr": torch.from_numpy(t.expr[idx]),
+        "expr": torch.from_numpy(expr),
         "expr_mask": torch.from_numpy(t.expr_mask[idx]),
         "au": torch.from_numpy(t.au[idx]),
         "occ": torch.from_numpy(t.occ[idx]),
@@ -190,8 +226,13 @@ def _batch_labels(t: Table, idx: np.ndarray) -> dict[str, torch.Tensor]:
     }
 
 
-def epoch_order(t: Table, ck_oversample: int, rng: np.random.Generator) -> np.ndarray:
-    """Row indices of one epoch: every row once, CK+ rows `ck_oversample` times, shuffled."""
+def epoch_order(t: Table, ck_oversample: int, rng: np.random.Generator,
+                class_w: np.ndarray | None = None) -> np.ndarray:
+    """Row indices of one epoch: every row once, CK+ rows `ck_oversample` times, shuffled; with `class_w` (8,) as
+    many rows drawn with replacement, weighted by their expression's class weight (`augment.balanced_order`)."""
+    if class_w is not None:
+        mult = np.where(t.source == "ckplus", max(1, ck_oversample), 1).astype(np.float64)
+        return balanced_order(mult, t.expr, t.expr_mask, class_w, rng)
     idx = np.arange(len(t))
     ck = idx[t.source == "ckplus"]
     order = np.concatenate([idx] + [ck] * max(0, ck_oversample - 1))
@@ -305,7 +346,7 @@ def train(cfg: TrainConfig) -> Path:
         return out_dir
     g = seed_everything(cfg.seed, cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    tables, cal = build_tables(prepared_dir(cfg))
+    tables, cal = build_tables(prepared_dir(cfg), au_sources=cfg.au_sources or None)
     (out_dir / "calibration.json").write_text(cal.to_json())
     tr = tables["train"]
     if cfg.limit:
@@ -316,6 +357,10 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.limit:
             extra = [t.subset(np.arange(min(cfg.limit, len(t)))) for t in extra]
         tr = Table.concat([tr, *extra])
+    class_w = class_weights(tr.expr, tr.expr_mask, cfg.balance_power, cfg.balance_cap) if cfg.balance != "none" else None
+    sampler_w = class_w if cfg.balance == "sampler" else None
+    loss_w = class_w if cfg.balance == "loss" else None
+    extra = cfg.augment_options if cfg.augment_options.active else None
     model = build_model(cfg)
     if cfg.init_from:
         run, _, snap_epoch = cfg.init_from.partition("@")  # "run" (its last.pt) or "run@25" (its epoch-25 snapshot)
@@ -357,7 +402,7 @@ def train(cfg: TrainConfig) -> Path:
     for epoch in range(start_epoch, cfg.epochs):
         t0, cpu0 = time.time(), time.process_time()
         model.train()
-        order = epoch_order(tr, cfg.ck_oversample, rng)
+        order = epoch_order(tr, cfg.ck_oversample, rng, sampler_w)
         sums: dict[str, float] = {}
         bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", mininterval=10)
         for k, i in enumerate(bar):
@@ -367,16 +412,16 @@ def train(cfg: TrainConfig) -> Path:
             idx = order[i : i + cfg.batch_size]
             imgs = torch.from_numpy(tr.images[idx])
             if cfg.stage == "mae":
-                x = augment(imgs, "kd", g)
+                x = augment(imgs, "kd", g, extra=extra)
                 with autocast:
                     terms = {"mae": model.mae_loss(x, cfg.mask_ratio, generator=g).float()}
             else:
                 view = torch.rand(len(idx), generator=g) < 0.5 if targets else None
-                x = augment(imgs, cfg.aug, g, flip=view)
+                x = augment(imgs, cfg.aug, g, flip=view, extra=extra)
                 with autocast:
                     out = model(x)
                 out = _float32(out)
-                terms = task_loss(out, _batch_labels(tr, idx), w)
+                terms = task_loss(out, _batch_labels(tr, idx, loss_w), w)
                 if distiller:
                     v = view.long()
                     ti = torch.from_numpy(idx)

@@ -52,17 +52,20 @@ class PreparedSplit:
     au_occurrence: np.ndarray  # (N, len(CK_AUS)) int8, -1 unknown
     au_intensity: np.ndarray  # (N, 12) float32 DISFA AUs 0..5, NaN unknown
     subjects: np.ndarray  # (N,) str, "" when unknown
+    # (N, 478, 3) float32 MediaPipe landmarks in source-image px (x, y, z), NaN when missed; None in caches
+    # prepared before landmarks were stored (for `distill.au_geometry`)
+    landmarks: np.ndarray | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial.npz")
-        np.savez(tmp, **self.__dict__)
+        np.savez(tmp, **{k: v for k, v in self.__dict__.items() if v is not None})
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "PreparedSplit":
         z = np.load(path, allow_pickle=False)
-        return cls(**{k: z[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: z[k] for k in cls.__dataclass_fields__ if k in z.files or k != "landmarks"})
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -152,6 +155,7 @@ def prepare(
         st["images"] += 1
         detected = lm is not None
         st["detected" if detected else "missed"] += 1
+        lm_kept = lm.astype(np.float32) if detected else np.full((478, 3), np.nan, np.float32)
         if not detected:
             if on_miss == "drop" or mean_unit is None:
                 continue
@@ -170,7 +174,7 @@ def prepare(
                 inten[DISFA_AUS.index(au)] = v
         votes = r.expression_votes if r.expression_votes is not None else np.zeros(len(EXPRESSIONS), np.float32)
         by_split.setdefault(r.split, []).append(
-            (r.key, _align(rgb, lm, size), detected, bs, pose, votes, occ, inten, r.subject or "")
+            (r.key, _align(rgb, lm, size), detected, bs, pose, votes, occ, inten, r.subject or "", lm_kept)
         )
     for split, rows in by_split.items():
         cols = list(zip(*rows))
@@ -184,6 +188,7 @@ def prepare(
             au_occurrence=np.stack(cols[6]),
             au_intensity=np.stack(cols[7]),
             subjects=np.array(cols[8]),
+            landmarks=np.stack(cols[9]).astype(np.float32),
         ).save(out_dir / f"{split}.npz")
     report["seconds"] = round(time.time() - t0, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
