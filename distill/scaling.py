@@ -184,17 +184,33 @@ def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = No
                                 f"fine-tune {cfg.name}: {sum(h['seconds'] for h in hist):.0f} s more"))
         return Curve(f"MAE-ViT ({run})", f"fine-tune ({Path(finetune).name})", points)
     seed_everything(0, threads)
-    tables, _ = build_tables(Path(prepared) if prepared else cache_dir() / "prepared")
-    tr, va = tables["train"], tables["valid"]
-    tr = tr.subset(np.flatnonzero((tr.source == "ferplus") & tr.expr_mask))
-    va = va.subset(np.flatnonzero(va.expr_mask))
+    data: dict = {}
+
+    def probe_data():
+        """(train, valid) tables, built once and only when a snapshot still needs its probe."""
+        if not data:
+            tables, _ = build_tables(Path(prepared) if prepared else cache_dir() / "prepared")
+            tr, va = tables["train"], tables["valid"]
+            data["tr"] = tr.subset(np.flatnonzero((tr.source == "ferplus") & tr.expr_mask))
+            data["va"] = va.subset(np.flatnonzero(va.expr_mask))
+        return data["tr"], data["va"]
+
     _, cfg = load_run(run, "last")
     for epoch, path in snaps:
+        # a snapshot never changes once written, so its probe is kept beside it and reused by later reports
+        cached = path.with_suffix(".probe.json")
+        if cached.exists() and cached.stat().st_mtime >= path.stat().st_mtime:
+            d = json.loads(cached.read_text())
+            points.append(Point(epoch, d["wall_seconds"], d["valid_accuracy"], path.name, d.get("cpu_seconds")))
+            continue
         state = torch.load(path, map_location="cpu", weights_only=False)
         model = build_model(cfg)
         model.load_state_dict(state["model"])
+        tr, va = probe_data()
         acc = linear_probe(encoder_features(model, tr.images), tr.expr, encoder_features(model, va.images), va.expr)
         points.append(Point(epoch, state["wall_seconds"], acc, path.name, state.get("cpu_seconds")))
+        cached.write_text(json.dumps({"valid_accuracy": acc, "wall_seconds": state["wall_seconds"],
+                                      "cpu_seconds": state.get("cpu_seconds")}))
         print(f"{run} epoch {epoch}: linear probe {acc:.4f} FER+ valid", flush=True)
     return Curve(f"MAE-ViT ({run})", "linear probe", points)
 
@@ -241,6 +257,8 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
     pts = curve.points
     last = pts[-1]
     quarter = [p for p in pts if p.epochs >= last.epochs - max(1, (last.epochs - pts[0].epochs) / 4)]
+    if len(quarter) < 2:  # the trend needs two points: the last one and the one before it
+        quarter = pts[-2:]
     gain = last.valid_accuracy - quarter[0].valid_accuracy
     rising = f"{gain * 100:+.1f} points over epochs {quarter[0].epochs}-{last.epochs}"
     f = curve.fit
