@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from libreface.landmarks import BLENDSHAPE_NAMES
+from libreface.models.blendshape_aus import calibrated_intensity
 from libreface.outputs import schema
 
 DISFA_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -111,9 +112,7 @@ class Calibration:
         s = np.asarray(scores, np.float32)
         out = np.empty_like(s)
         for j in range(s.shape[1]):
-            xp = [self.neutral[j], self.trace[j], self.top[j]]
-            out[:, j] = np.interp(s[:, j], xp, [0.0, 1.0, 5.0])
-        out[np.isnan(s)] = np.nan
+            out[:, j] = calibrated_intensity(s[:, j], (self.neutral[j], self.trace[j], self.top[j]))
         return out
 
     def to_json(self) -> str:

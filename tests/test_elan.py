@@ -12,7 +12,7 @@ import pytest
 from libreface.cli import main
 from libreface.export import SegmentOptions, hysteresis, read_table, segments
 from libreface.export.command import export
-from libreface.export.segments import frame_bounds
+from libreface.outputs.reader import frame_ends
 
 EXPR = ["neutral", "happiness", "surprise", "sadness"]
 STEP = 0.04  # 25 fps
@@ -95,8 +95,8 @@ def test_missing_frames_keep_the_class_and_nan_before_first_sighting():
     assert hysteresis(probs, np.arange(4) * STEP).tolist() == [-1, 1, 1, 1]
 
 
-def test_frame_bounds_use_next_timestamp_then_median_interval():
-    assert frame_bounds(np.array([0.0, 0.1, 0.2, 0.5])) == pytest.approx([0.1, 0.2, 0.5, 0.6])
+def test_frame_ends_use_next_timestamp_then_median_interval():
+    assert frame_ends(np.array([0.0, 0.1, 0.2, 0.5])) == pytest.approx([0.1, 0.2, 0.5, 0.6])
 
 
 # --- segments from a CSV -------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_frame_bounds_use_next_timestamp_then_median_interval():
 def test_segments_from_native_csv(tmp_path):
     table = read_table(_native_csv(tmp_path / "rec.csv"))
     assert table.fmt == "native" and table.expressions == EXPR and table.aus == ["AU06", "AU12"]
-    t, ends = _timestamps(), frame_bounds(_timestamps())
+    t, ends = _timestamps(), frame_ends(_timestamps())
     got = [(s.person, s.tier, s.label, s.onset_s, s.offset_s) for s in segments(table)]
     assert got == [
         ("P0", "expression", "happiness", t[0], t[30]),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..outputs.reader import frame_ends
 from .table import FrameTable
 
 
@@ -59,15 +60,6 @@ class SegmentOptions:
             raise ValueError("min_frames must be >= 1 and max_gap_frames >= 0")
         if min(self.min_switch_s, self.min_duration_s, self.au_min_duration_s, self.au_merge_gap_s) < 0:
             raise ValueError("durations must be >= 0 seconds")
-
-
-def frame_bounds(timestamps: np.ndarray) -> np.ndarray:
-    """(n,) sorted frame times (s) -> (n,) end time of each frame: the next frame's time, then + median interval."""
-    t = np.asarray(timestamps, dtype=np.float64)
-    if t.size == 0:
-        return t
-    step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
-    return np.append(t[1:], t[-1] + step)
 
 
 def hysteresis(probs: np.ndarray, times: np.ndarray, margin: float = 0.1, min_frames: int = 3,
@@ -148,7 +140,7 @@ def expression_segments(table: FrameTable, options: SegmentOptions = SegmentOpti
     if not table.expressions:
         return []
     t = table.frames["timestamp"].to_numpy(np.float64)
-    ends = frame_bounds(t)
+    ends = frame_ends(t)
     out: list[Segment] = []
     for person in sorted(table.faces["person"].unique(), key=_person_key):
         rows = _person_rows(table, person)
@@ -188,7 +180,7 @@ def au_segments(table: FrameTable, options: SegmentOptions = SegmentOptions(),
                 aus: list[str] | None = None) -> list[Segment]:
     """AU activation segments (occurrence == 1) of every person and AU, gap-merged, short ones dropped."""
     t = table.frames["timestamp"].to_numpy(np.float64)
-    ends = frame_bounds(t)
+    ends = frame_ends(t)
     out: list[Segment] = []
     for person in sorted(table.faces["person"].unique(), key=_person_key):
         rows = _person_rows(table, person)

@@ -26,6 +26,17 @@ from ..errors import ModelError
 from ..landmarks import BLENDSHAPE_NAMES
 
 CARD_ENTRY = "blendshape_aus"
+CALIBRATED_LEVELS = (0.0, 1.0, 5.0)
+"""Intensities the three calibration anchors (neutral, trace, top) map to."""
+
+
+def calibrated_intensity(scores: np.ndarray, anchors: tuple[float, float, float]) -> np.ndarray:
+    """Raw blendshape scores (any shape, 0..1) -> AU intensity 0..5, piecewise linear through `anchors`
+    (neutral -> 0, trace -> 1, top -> 5) and clipped at both ends; NaN stays NaN. The one map training's teacher
+    signal (`distill.labels.Calibration`) and the runtime's blendshape AUs both use."""
+    s = np.asarray(scores)
+    out = np.interp(s, anchors, CALIBRATED_LEVELS)
+    return np.where(np.isnan(s), np.nan, out)
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ class BlendshapeAUs:
         out = {}
         for au, r in self.rules.items():
             score = float(bs[list(r.columns)].mean())
-            inten = float(np.interp(score, r.anchors, (0.0, 1.0, 5.0))) if np.isfinite(score) else float("nan")
+            inten = float(calibrated_intensity(score, r.anchors))
             prob = float(1.0 / (1.0 + np.exp(-(r.slope * inten + r.intercept)))) if np.isfinite(inten) else float("nan")
             out[au] = (inten, prob)
         return out

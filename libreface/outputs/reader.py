@@ -72,6 +72,16 @@ class Results:
         return self.au_intensity + [a for a in self.au_presence if a not in self.au_intensity]
 
 
+def frame_ends(timestamps: np.ndarray) -> np.ndarray:
+    """(n,) sorted frame times (s) -> (n,) end time of each frame (s): the next frame's time, and for the last one
+    its time plus the median interval, so durations add up right with `--every` / `--fps` subsampling too."""
+    t = np.asarray(timestamps, dtype=np.float64)
+    if t.size == 0:
+        return t
+    step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+    return np.append(t[1:], t[-1] + step)
+
+
 def read_header(path: str | Path) -> list[str]:
     """The column names of a CSV's first line, stripped (OpenFace writes ", "); InputError naming `path` if not."""
     path = Path(path)

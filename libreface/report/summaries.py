@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..outputs.reader import Results
+from ..blinks import BLINK_THRESHOLD, MAX_BLINK_S, blink_rate_per_min, detect_blinks
+from ..outputs.reader import Results, frame_ends
 
 POSE_THRESHOLD_DEG = 30.0
 """Default |yaw| or |pitch| beyond which a head pose counts as extreme, degrees."""
@@ -36,9 +37,7 @@ def frame_durations(rows: pd.DataFrame) -> pd.Series:
     step for the last one), so that sums are right with `--every` / `--fps` subsampling too."""
     ts = rows.groupby("frame", sort=True)["timestamp"].first()
     t = ts.to_numpy(np.float64)
-    steps = np.diff(t)
-    last = float(np.median(steps)) if len(steps) else 0.0
-    return pd.Series(np.append(steps, last), index=ts.index, name="duration_s")
+    return pd.Series(frame_ends(t) - t, index=ts.index, name="duration_s")
 
 
 def groups(res: Results) -> list[Group]:
@@ -193,12 +192,10 @@ def blinks(res: Results, group: Group) -> dict | None:
     ok = group.rows[group.rows["success"] == 1]
     per = pd.to_numeric(ok[col], errors="coerce").groupby(ok["frame"]).max().reindex(dur.index)
     if col == icol:
-        from ..blinks import BLINK_THRESHOLD, MAX_BLINK_S, detect_blinks
-
         ts = res.rows.groupby("frame", sort=True)["timestamp"].first().reindex(dur.index).to_numpy()
         count = len(detect_blinks(ts, per.to_numpy(np.float64)))
         method = f"{icol} >= {BLINK_THRESHOLD:g} for at most {MAX_BLINK_S:g} s (libreface.blinks)"
     else:
         count = len(runs((per == 1).to_numpy()))
         method = f"runs of {pcol} = 1"
-    return {"count": count, "per_minute": 60.0 * count / st if st > 0 else float("nan"), "method": method}
+    return {"count": count, "per_minute": blink_rate_per_min(count, st), "method": method}
