@@ -75,11 +75,17 @@ def yaw_grid(yaw_deg: torch.Tensor, size: int, distance: float = 3.0) -> torch.T
     return torch.stack([X, Y], -1)
 
 
-def yaw_warp(x: torch.Tensor, max_deg: float, g: torch.Generator, p: float = 1.0, distance: float = 3.0) -> torch.Tensor:
+def yaw_warp(x: torch.Tensor, max_deg: float, g: torch.Generator, p: float = 1.0, distance: float = 3.0,
+             fixed: bool = False) -> torch.Tensor:
     """Warp a share `p` of the (B, S, S) batch by a yaw uniform in [-max_deg, max_deg] (planar approximation, see the
-    module docstring); pixels from outside the crop repeat its border."""
+    module docstring); pixels from outside the crop repeat its border. `fixed` (evaluation at a set angle,
+    `distill.robustness`): every warped row turns by exactly `max_deg` degrees, to the left or to the right (a coin
+    drawn from `g`); the default draws the same random numbers as before the option existed."""
     b, s, _ = x.shape
-    yaw = _uniform(b, -max_deg, max_deg, g) * (torch.rand(b, generator=g) < p)
+    if fixed:
+        yaw = max_deg * torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0) * (torch.rand(b, generator=g) < p)
+    else:
+        yaw = _uniform(b, -max_deg, max_deg, g) * (torch.rand(b, generator=g) < p)
     out = F.grid_sample(x[:, None], yaw_grid(yaw, s, distance), mode="bilinear", padding_mode="border",
                         align_corners=True)[:, 0]
     return torch.where((yaw == 0)[:, None, None], x, out)

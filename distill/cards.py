@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from .evaluate import _fmt
-from .labels import AU_BLENDSHAPES, AU_NAMES
+from .labels import AU_BLENDSHAPES, au_set
 from .train import finished, load_run
 
 COMMANDS = """```
@@ -51,7 +51,7 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
         f"ResNet student (`{cfg.arch}`, timm architecture, randomly initialised) trained by libreface's own code, "
         "run with ONNX Runtime by the `libreface` analyzer. Input: 64x64 grey aligned face crops (`libreface.align`, "
         "the same function at training and inference). Outputs: AU intensity 0-5 and occurrence probability for "
-        f"{', '.join(AU_NAMES)}; 8 expression probabilities (FER+ classes); a {report.get('feature_dim', 512)}-d feature vector.",
+        f"{', '.join(au_set(cfg.aus).occurrence_names)} (intensity for {', '.join(au_set(cfg.aus).intensity_names)}); 8 expression probabilities (FER+ classes); a {report.get('feature_dim', 512)}-d feature vector.",
         "",
         "## Training",
         "",
@@ -61,8 +61,9 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
         f"{wall}."
         + "".join(f" {t} was rebuilt from `{Path(p).name}` by `distill recover` (its checkpoint was on another machine)."
                   for t, p in recovered.items()),
-        "- Data: FER+ `FER2013Train` (28,385 faces with 10-annotator votes; majority unknown / not-a-face dropped) and CK+ "
-        "subjects whose number is not divisible by 5 (from the CK+48 training-subject subset), every image landmarked "
+        "- Data: FER+ `FER2013Train` (28,385 faces with 10-annotator votes; majority unknown / not-a-face dropped) and the CK+ "
+        "training subjects of `distill.dataset.ck_split` at training time (number not divisible by 5; models trained since "
+        "the validation split also leave out numbers = 1 mod 5; from the CK+48 training-subject subset), every image landmarked "
         "and aligned by the runtime's own MediaPipe front-end; faces the landmarker missed (6 %) are aligned with the "
         "mean face layout and get no AU label.",
         "- Expression labels: FER+ vote distributions (soft targets); CK+ emotion labels (no neutral in CK+).",
@@ -73,7 +74,9 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
         "",
         "AU -> blendshapes used for the teacher signal:", "",
         "| AU | blendshapes |", "|---|---|",
-        *[f"| {n} | {', '.join(AU_BLENDSHAPES[int(n[2:])])} |" for n in AU_NAMES],
+        *[f"| {n} | {', '.join(AU_BLENDSHAPES[int(n[2:])])}"
+          f"{' (landmark geometry instead: ' + cfg.au_sources[n] + ')' if n in cfg.au_sources else ''} |"
+          for n in au_set(cfg.aus).occurrence_names],
         "",
         "## Evaluation (`distill evaluate`)", "",
         "| model | FER+ test acc % | FER+ macro-F1 % | CK+ acc % | AU mean AUC % | AU mean F1 % | ms/face (b1, b16) |",

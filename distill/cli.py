@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, recover, finetune-heads, add-aus, scaling, au-geometry.
+export, recover, finetune-heads, add-aus, scaling, au-geometry, robustness.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -16,15 +16,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from .data import LOADERS
+    from .data import LOADERS, ON_MISS
     from .data.prepare import prepare
     from .paths import cache_dir
 
     for name, root in args.dataset:
         if name not in LOADERS:
             raise SystemExit(f"libreface-distill: unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
+        on_miss = args.on_miss or ON_MISS.get(name, "mean-face")
+        if name in ON_MISS and on_miss != ON_MISS[name]:
+            raise SystemExit(f"libreface-distill: {name}: --on-miss must be {ON_MISS[name]!r} (unlabelled records)")
+        records = LOADERS[name](Path(root), fps=args.fps) if name == "videos" else LOADERS[name](Path(root))
         out = (args.out or cache_dir() / "prepared") / name
-        report = prepare(LOADERS[name](Path(root)), out, size=args.size, on_miss=args.on_miss, jobs=args.jobs, limit=args.limit)
+        report = prepare(records, out, size=args.size, on_miss=on_miss, jobs=args.jobs, limit=args.limit)
         print(f"{name}: {report['splits']} -> {out}")
     return 0
 
@@ -43,7 +47,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import report
 
     result = report(args.runs, args.onnx, args.out, prepared=args.prepared, threads=args.threads, ensemble=args.ensemble,
-                    split=args.split)
+                    split=args.split, aus=args.aus)
     from .evaluate import markdown
 
     print(markdown(result))
@@ -134,6 +138,16 @@ def _cards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robustness(args: argparse.Namespace) -> int:
+    from .robustness import markdown, report
+
+    result = report(args.onnx, args.out, split=args.split, prepared=args.prepared, threads=args.threads, seed=args.seed,
+                    limit=args.limit, yaw_edges=tuple(args.yaw_edges))
+    print(markdown(result))
+    print(f"{args.out / 'robustness.json'}, {args.out / 'robustness.md'} ({result['seconds']} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="libreface-distill", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -141,9 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("prepare", help="landmark + align every training image with the runtime's own code; cache crops")
     q.add_argument("--dataset", nargs=2, action="append", metavar=("NAME", "ROOT"), required=True,
-                   help="dataset layout name (ferplus, ckplus, fer2013, affectnet, disfa, bp4d) and its folder; repeatable")
+                   help="dataset layout name (ferplus, ckplus, fer2013, affectnet, disfa, bp4d, videos) and its folder; "
+                        "repeatable")
     q.add_argument("--size", type=int, default=64, help="crop side in pixels (the students' input size)")
-    q.add_argument("--on-miss", choices=["mean-face", "drop"], default="mean-face", help="rule for faces the landmarker misses")
+    q.add_argument("--on-miss", choices=["mean-face", "drop"], default=None,
+                   help="rule for faces the landmarker misses (default: drop for videos, mean-face for the others)")
+    q.add_argument("--fps", type=float, default=2.0, help="videos: frames sampled per second of video time")
     q.add_argument("--jobs", type=int, default=2, help="landmarker processes")
     q.add_argument("--limit", type=int, default=None, help="only the first N records (smoke runs)")
     q.add_argument("--out", type=Path, default=None, help="output folder (default: <cache>/prepared)")
@@ -171,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", choices=["test", "valid"], default="test",
                    help="test: FER+ Test + CK+ test subjects (reported once per shipped model); valid: FER+ Valid + CK+ "
                         "validation subjects (what models, thresholds and sources are chosen on)")
+    q.add_argument("--aus", choices=["disfa", "openface"], default="disfa",
+                   help="AUs scored against the human CK+ codes: DISFA's 12 (every model) or OpenFace's set (models "
+                        "that carry it: adds AU07, AU10, AU14, AU23)")
     q.set_defaults(func=_evaluate)
 
     q = sub.add_parser("export", help="ONNX fp32 + static int8 in the runtime's model contract, into weights/")
@@ -231,6 +251,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--landmarks", type=Path, default=None, help=".npz cache of the landmarker's output (reused if present)")
     q.add_argument("--out", type=Path, default=Path("reports/au_geometry"), help="report folder")
     q.set_defaults(func=_au_geometry)
+
+    q = sub.add_parser("robustness", help="expression accuracy / macro-F1 / per-class recall under real head yaw and "
+                                          "synthetic yaw, occlusion and lighting (FER+ valid by default)")
+    q.add_argument("--onnx", nargs="+", type=Path, required=True,
+                   help="ONNX students (fp32 or int8), e.g. one trained without and one with the augmentations")
+    q.add_argument("--out", type=Path, default=Path("reports/robustness"), help="report folder")
+    q.add_argument("--split", choices=["valid", "test"], default="valid",
+                   help="valid: FER+ Valid, what models and augmentations are chosen on; test: FER+ Test, scored once "
+                        "per shipped model (never to choose anything)")
+    q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
+    q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    q.add_argument("--seed", type=int, default=0, help="seed of the synthetic perturbations")
+    q.add_argument("--limit", type=int, default=None, help="only the first N labelled faces (smoke runs)")
+    q.add_argument("--yaw-edges", type=float, nargs="+", default=[15.0, 30.0], metavar="DEG",
+                   help="|yaw| bin edges in degrees for the real-pose bins")
+    q.set_defaults(func=_robustness)
 
     q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
     q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")

@@ -78,12 +78,13 @@ def _row(name: str, kind: str, m_test: dict, m_ck: dict, extra: dict | None = No
 
 
 def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2, ensemble: list | None = None,
-           split: str = "test") -> dict:
+           split: str = "test", aus: str = "disfa") -> dict:
     """Evaluate torch runs and exported ONNX models on FER+ and CK+ held-out subjects.
 
     `split`: "test" (FER+ `FER2013Test` + CK+ test subjects: the figures a shipped model reports, scored once per
     model) or "valid" (FER+ `FER2013Valid` + CK+ validation subjects: the figures models, thresholds and sources are
-    chosen on; see `distill.dataset`).
+    chosen on; see `distill.dataset`). `aus`: the AUs scored against the human CK+ codes ("disfa": the 12 every model
+    has; "openface": also AU07, AU10, AU14, AU23, for models with OpenFace's set).
 
     Every ONNX model is evaluated twice: as it is (row `<file>`) and with mirror averaging (row `<file> +mirror`,
     the analyzer's default; see `libreface.models.session.StudentModel`). `ensemble`: ONNX files whose outputs are
@@ -96,23 +97,31 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
     from pathlib import Path
 
     from .dataset import build_tables
+    from .labels import au_set
     from .paths import cache_dir
+    from .predict import select_aus
     from .train import load_run
 
     if split not in ("test", "valid"):
         raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables, cal = build_tables(Path(prepared) if prepared else cache_dir() / "prepared")
+    tables, cal = build_tables(Path(prepared) if prepared else cache_dir() / "prepared", aus=aus)
+    aset = au_set(aus)
+
+    def metrics(pred: dict, table) -> dict:
+        return task_metrics(pred, table, aus=aset)
+
     fer_key, ck_key = f"fer_{split}", f"ck_{split}"
     test, ck = tables[split], tables.get(ck_key)
     rows, details = [], {}
-    base = baseline_metrics(ck, cal.trace) if ck is not None else {}
+    base = baseline_metrics(ck, cal.trace, aus=aset) if ck is not None else {}
     rows.append(_row("blendshape baseline", "mapping", {}, base))
     details["blendshape baseline"] = base
     for run in runs:
-        model, _ = load_run(run)
-        m_test, m_ck = task_metrics(predict(model, test), test), task_metrics(predict(model, ck), ck) if ck is not None else {}
+        model, rcfg = load_run(run)
+        m_test = metrics(select_aus(predict(model, test), rcfg.aus, aus), test)
+        m_ck = metrics(select_aus(predict(model, ck), rcfg.aus, aus), ck) if ck is not None else {}
         rows.append(_row(run, "torch", m_test, m_ck))
         details[run] = {fer_key: m_test, ck_key: m_ck}
     splits = {fer_key: test, ck_key: ck}
@@ -122,14 +131,14 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
         # each ONNX model runs once per table and view, also when it is an ensemble member too
         key = (path.resolve(), split, mirror)
         if key not in cached:
-            cached[key] = onnx_predict(path, splits[split], threads, mirror=mirror)
+            cached[key] = onnx_predict(path, splits[split], threads, mirror=mirror, aus=aus)
         return cached[key]
 
     for path in map(Path, onnx):
         for mirror in (False, True):
             name, stem = (f"{path.name} +mirror", f"{path.stem}_mirror") if mirror else (path.name, path.stem)
-            m_test = task_metrics(onnx_outputs(path, fer_key, mirror), test)
-            m_ck = task_metrics(onnx_outputs(path, ck_key, mirror), ck) if ck is not None else {}
+            m_test = metrics(onnx_outputs(path, fer_key, mirror), test)
+            m_ck = metrics(onnx_outputs(path, ck_key, mirror), ck) if ck is not None else {}
             speed = onnx_ms_per_face(path, threads=threads, mirror=mirror)
             rows.append(_row(name, "onnx", m_test, m_ck, speed))
             details[name] = {fer_key: m_test, ck_key: m_ck, "speed": speed}
@@ -143,10 +152,10 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
                 if table is None:
                     continue
                 preds = [onnx_outputs(p, key, mirror) for p in members]
-                m[key] = task_metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
+                m[key] = metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
             rows.append(_row(name, "ensemble", m[fer_key], m.get(ck_key, {})))
             details[name] = m
-    result = {"split": split, "rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
+    result = {"split": split, "aus": aus, "rows": rows, "details": details, "calibration": json.loads(cal.to_json()),
               "n": {fer_key: int(len(test)), ck_key: int(len(ck)) if ck is not None else 0,
                     f"{ck_key}_subjects": int(len(set(ck.subject))) if ck is not None else 0}}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float))
@@ -179,7 +188,8 @@ def markdown(result: dict) -> str:
         )
     lines += ["", f"FER+ {split}: {n[fer_key]} faces (majority vote of 10 annotators). CK+ {split} subjects: {n[ck_key]} images of "
               f"{n[f'{ck_key}_subjects']} subjects ({ck_rule}), human FACS AU codes. AU figures are over the "
-              "12 DISFA AUs, occurrence probability vs the human code; F1 at threshold 0.5 (baseline: calibrated trace anchor).", ""]
+              f"{'12 DISFA' if result.get('aus', 'disfa') == 'disfa' else 'human-coded OpenFace'} AUs, occurrence probability vs "
+              "the human code; F1 at threshold 0.5 (baseline: calibrated trace anchor).", ""]
     recall = [(name, d[fer_key]["fer_recall"]) for name, d in result["details"].items()
               if isinstance(d.get(fer_key), dict) and "fer_recall" in d[fer_key]]
     if recall:

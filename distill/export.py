@@ -25,7 +25,7 @@ from libreface.models.session import CARD_KEY
 from ._torch import torch
 from .data.records import EXPRESSIONS
 from .metrics import OCCURRENCE_THRESHOLD
-from .labels import AU_NAMES
+from .labels import au_set
 from .paths import WEIGHTS
 from .predict import NORM_MEAN, NORM_STD, to_input
 from .train import finished, load_run, run_dir
@@ -52,10 +52,11 @@ def git_commit() -> str:
 def make_card(name: str, run: str, input_size: int, feature_dim: int, precision: str, extra: dict) -> dict:
     """The metadata card the runtime reads (`libreface.models.session.ModelCard`)."""
     _, cfg = load_run(run)
+    aus = au_set(cfg.aus)
     return {
         "name": name, "version": name.rsplit(".", 1)[-1], "input_size": input_size,
         "mean": list(NORM_MEAN), "std": list(NORM_STD), "color": "gray", "align": ALIGN_VERSION,
-        "au_intensity": list(AU_NAMES), "au_occurrence": list(AU_NAMES), "occurrence_threshold": OCCURRENCE_THRESHOLD,
+        "au_intensity": list(aus.intensity_names), "au_occurrence": list(aus.occurrence_names), "occurrence_threshold": OCCURRENCE_THRESHOLD,
         "expressions": list(EXPRESSIONS), "feature_dim": feature_dim,
         "arch": cfg.arch, "run": run, "teachers": cfg.teachers, "precision": precision, "commit": git_commit(),
         "training_data": "FER+ (FER2013Train, 10-annotator votes) and CK+ (subjects not divisible by 5, FACS AU codes); "
@@ -145,7 +146,7 @@ def export(run: str, name: str, weights_dir: Path = WEIGHTS, calib: int = 1024, 
     _, cfg = load_run(run)
     from .train import prepared_dir
 
-    tables, cal = build_tables(prepared_dir(cfg))
+    tables, cal = build_tables(prepared_dir(cfg), au_sources=cfg.au_sources or None, aus=cfg.aus)
     size = int(tables["train"].images.shape[1])
     stem, version = name.rsplit(".", 1)
     int8_name = f"{stem}_int8.{version}"

@@ -10,8 +10,8 @@ nn = torch.nn
 class TaskHeads(nn.Module):
     """Linear heads on a pooled embedding.
 
-    Outputs (dict): `au_intensity` (B, 12) on 0..5 (5 * sigmoid), `occ_logits` (B, 12),
-    `expr_logits` (B, 8).
+    Outputs (dict): `au_intensity` (B, n_au) on 0..5 (5 * sigmoid), `occ_logits` (B, n_occ), `expr_logits` (B, 8);
+    the AU columns are in the order of the run's `labels.AUSet` (12 / 12 DISFA AUs by default).
     """
 
     def __init__(self, dim: int, n_au: int = 12, n_occ: int = 12, n_expr: int = 8, drop: float = 0.2) -> None:

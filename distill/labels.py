@@ -50,6 +50,64 @@ def au_name(au: int) -> str:
     """7 -> "AU07" (the names of the model cards and the CSV columns)."""
     return f"AU{au:02d}"
 
+
+@dataclass(frozen=True)
+class AUSet:
+    """The AUs a network learns: `occurrence` is the column order of the training tables and of the occurrence head;
+    `intensity` (a subset, same relative order) is the intensity head's.
+
+    Attributes:
+        name: "disfa" (12 AUs, intensity = occurrence) or "openface" (OpenFace 2.2's 17 intensities, 18 occurrences,
+            in its column order: what the runtime writes).
+        occurrence: AU numbers of the occurrence head / table columns.
+        intensity: AU numbers of the intensity head.
+    """
+
+    name: str
+    occurrence: tuple[int, ...]
+    intensity: tuple[int, ...]
+
+    @property
+    def intensity_cols(self) -> list[int]:
+        """Table columns of the intensity AUs (len(intensity) indices into `occurrence`)."""
+        return [self.occurrence.index(a) for a in self.intensity]
+
+    @property
+    def occurrence_names(self) -> tuple[str, ...]:
+        return tuple(au_name(a) for a in self.occurrence)
+
+    @property
+    def intensity_names(self) -> tuple[str, ...]:
+        return tuple(au_name(a) for a in self.intensity)
+
+
+AU_SETS: dict[str, AUSet] = {
+    "disfa": AUSet("disfa", DISFA_AUS, DISFA_AUS),
+    "openface": AUSet("openface", OPENFACE_AU_OCCURRENCE, OPENFACE_AU_INTENSITY),
+}
+"""The AU sets a training run may name (`TrainConfig.aus`); "disfa" is what every student up to v7's trunk learned."""
+
+
+def shared_au_columns(student: AUSet, teacher: AUSet) -> dict[str, list[int]]:
+    """Columns of the AUs two networks share, for soft AU targets across AU sets (e.g. an OpenFace student taught by
+    DISFA teachers learns its 12 DISFA columns from them).
+
+    Returns:
+        {"s_int", "t_int"}: matching column indices into the student's / teacher's intensity head; {"s_occ", "t_occ"}:
+        the same for the occurrence heads (lists of equal length, student order).
+    """
+    s_int = [j for j, a in enumerate(student.intensity) if a in teacher.intensity]
+    s_occ = [j for j, a in enumerate(student.occurrence) if a in teacher.occurrence]
+    return {"s_int": s_int, "t_int": [teacher.intensity.index(student.intensity[j]) for j in s_int],
+            "s_occ": s_occ, "t_occ": [teacher.occurrence.index(student.occurrence[j]) for j in s_occ]}
+
+
+def au_set(name: str) -> AUSet:
+    """"disfa" / "openface" -> its `AUSet` (one clear error for anything else)."""
+    if name not in AU_SETS:
+        raise ValueError(f"aus must be one of {sorted(AU_SETS)}, not {name!r}")
+    return AU_SETS[name]
+
 AU_BLENDSHAPES: dict[int, tuple[str, ...]] = {
     1: ("browInnerUp",),  # inner brow raiser
     2: ("browOuterUpLeft", "browOuterUpRight"),  # outer brow raiser

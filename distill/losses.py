@@ -63,7 +63,9 @@ class FeatureDistiller(nn.Module):
     Args:
         student_channels: channels of the student's stage maps (shallow to deep).
         student_dim: student embedding width.
-        teachers: per teacher, {"channels": [C per matched stage], "grids": [side per stage], "dim": D}.
+        teachers: per teacher, {"channels": [C per matched stage], "grids": [side per stage], "dim": D}, and optionally
+            the AU columns student and teacher share (`labels.shared_au_columns`: "s_int", "t_int", "s_occ", "t_occ";
+            default: all columns, same order).
     """
 
     def __init__(self, student_channels: list[int], student_dim: int, teachers: list[dict]) -> None:
@@ -73,10 +75,12 @@ class FeatureDistiller(nn.Module):
             nn.ModuleList(nn.Conv2d(cs, ct, 1) for cs, ct in zip(student_channels, t["channels"])) for t in teachers
         )
         self.embs = nn.ModuleList(nn.Linear(student_dim, t["dim"]) for t in teachers)
+        self.au_cols = [{k: t.get(k) for k in ("s_int", "t_int", "s_occ", "t_occ")} for t in teachers]
 
     def forward(self, out: dict, targets: list[dict], w: LossWeights) -> dict[str, torch.Tensor]:
         """KD terms. `targets[k]` holds teacher k's `maps` (list of (B, C, g, g)), `emb` (B, D),
-        `expr_logits` (B, 8), `au_intensity` (B, 12), `occ_prob` (B, 12) for this batch's views."""
+        `expr_logits` (B, 8), `au_intensity` (B, A_k), `occ_prob` (B, K_k) for this batch's views; the soft AU terms
+        compare the columns student and teacher share (all teachers of one run share one AU set)."""
         terms: dict[str, torch.Tensor] = {}
         if w.feat:
             feat = 0.0
@@ -94,9 +98,14 @@ class FeatureDistiller(nn.Module):
             t = w.temperature
             t_logits = torch.stack([tgt["expr_logits"].float() for tgt in targets]).mean(0)
             kl = F.kl_div(F.log_softmax(out["expr_logits"] / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean") * t * t
-            au = F.mse_loss(out["au_intensity"], torch.stack([tgt["au_intensity"].float() for tgt in targets]).mean(0)) / 5.0
-            occ = F.binary_cross_entropy_with_logits(
-                out["occ_logits"], torch.stack([tgt["occ_prob"].float() for tgt in targets]).mean(0)
-            )
+            c = self.au_cols[0]
+
+            def cols(x: torch.Tensor, idx: list[int] | None) -> torch.Tensor:
+                return x if idx is None else x[:, idx]
+
+            t_au = torch.stack([cols(tgt["au_intensity"].float(), c["t_int"]) for tgt in targets]).mean(0)
+            t_occ = torch.stack([cols(tgt["occ_prob"].float(), c["t_occ"]) for tgt in targets]).mean(0)
+            au = F.mse_loss(cols(out["au_intensity"], c["s_int"]), t_au) / 5.0
+            occ = F.binary_cross_entropy_with_logits(cols(out["occ_logits"], c["s_occ"]), t_occ)
             terms["soft"] = w.soft * (kl + au + occ)
         return terms

@@ -17,7 +17,7 @@ import numpy as np
 
 from .data.records import EXPRESSIONS
 from .dataset import Table
-from .labels import AU_NAMES
+from .labels import AU_SETS, AUSet
 
 OCCURRENCE_THRESHOLD = 0.5
 """Probability at or above which an AU counts as present (written into every model card)."""
@@ -47,8 +47,16 @@ def _f1(y: np.ndarray, pred: np.ndarray) -> float:
     return 2 * tp / denom if denom else float("nan")
 
 
-def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float = OCCURRENCE_THRESHOLD) -> dict:
-    """Metrics of predictions on a table (see the module docstring for what each is measured against)."""
+def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float = OCCURRENCE_THRESHOLD,
+                 aus: AUSet = AU_SETS["disfa"]) -> dict:
+    """Metrics of predictions on a table (see the module docstring for what each is measured against).
+
+    Args:
+        pred: `expression` (N, 8), `au_intensity` (N, len(aus.intensity)) 0..5, `au_occurrence` (N, len(aus.occurrence))
+            probabilities, in `aus` order (what `predict.predict` returns for a run of that AU set).
+        table: the rows, with AU columns in `aus.occurrence` order (`build_tables(aus=aus.name)`).
+        aus: the AU set of both (default DISFA's 12).
+    """
     m: dict = {}
     fer = (table.source == "ferplus") & table.expr_mask
     if fer.any():
@@ -70,15 +78,18 @@ def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float 
     known = table.occ_human >= 0
     if known.any():
         per_au = {}
-        for j, name in enumerate(AU_NAMES):
+        for j, (au, name) in enumerate(zip(aus.occurrence, aus.occurrence_names)):
             rows = known[:, j]
+            if not rows.any():  # an AU the human codes never cover (AU28, AU45 in CK+)
+                continue
             y = table.occ_human[rows, j]
+            inten = pred["au_intensity"][rows, aus.intensity.index(au)] if au in aus.intensity else None
             per_au[name] = {
                 "n_pos": int((y == 1).sum()),
                 "n": int(rows.sum()),
                 "auc": _auc(y, pred["au_occurrence"][rows, j]),
                 "f1": _f1(y, pred["au_occurrence"][rows, j] >= au_threshold),
-                "auc_intensity": _auc(y, pred["au_intensity"][rows, j]),
+                "auc_intensity": _auc(y, inten) if inten is not None else float("nan"),
             }
         m["au"] = per_au
         m["au_mean_auc"] = float(np.nanmean([v["auc"] for v in per_au.values()]))
@@ -86,12 +97,15 @@ def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float 
     return m
 
 
-def baseline_metrics(table: Table, trace: list[float]) -> dict:
-    """The blendshape-mapping baseline on the same faces: raw AU scores as occurrence scores."""
+def baseline_metrics(table: Table, trace: list[float], aus: AUSet = AU_SETS["disfa"]) -> dict:
+    """The blendshape-mapping baseline on the same faces: raw AU scores as occurrence scores (`trace`: the calibrated
+    trace anchor per column of `aus.occurrence`)."""
     known = table.occ_human >= 0
     per_au = {}
-    for j, name in enumerate(AU_NAMES):
+    for j, name in enumerate(aus.occurrence_names):
         rows = known[:, j] & ~np.isnan(table.au_raw[:, j])
+        if not rows.any():
+            continue
         y = table.occ_human[rows, j]
         s = table.au_raw[rows, j]
         per_au[name] = {"n_pos": int((y == 1).sum()), "n": int(rows.sum()), "auc": _auc(y, s), "f1": _f1(y, s >= trace[j])}

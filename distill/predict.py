@@ -28,7 +28,8 @@ def to_input(images):
 
 def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
     """Run a torch model over a table (no augmentation). Returns numpy arrays:
-    `expression` (N, 8) probabilities, `au_intensity` (N, 12), `au_occurrence` (N, 12) probabilities."""
+    `expression` (N, 8) probabilities, `au_intensity` (N, A), `au_occurrence` (N, K) probabilities (the run's AU set,
+    12 / 12 DISFA AUs by default)."""
     from ._torch import torch
 
     outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
@@ -39,21 +40,28 @@ def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
             outs["expression"].append(torch.softmax(o["expr_logits"], 1).numpy())
             outs["au_intensity"].append(o["au_intensity"].numpy())
             outs["au_occurrence"].append(torch.sigmoid(o["occ_logits"]).numpy())
-    return {k: np.concatenate(v) if v else np.zeros((0, 12 if k != "expression" else 8), np.float32) for k, v in outs.items()}
+    if not outs["expression"]:
+        heads = model.heads
+        widths = {"expression": heads.expr.out_features, "au_intensity": heads.au.out_features,
+                  "au_occurrence": heads.occ.out_features}
+        return {k: np.zeros((0, widths[k]), np.float32) for k in outs}
+    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False) -> dict[str, np.ndarray]:
+def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False,
+                 aus: str = "disfa") -> dict[str, np.ndarray]:
     """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table;
     `mirror` averages each face with its mirror image, as the analyzer does by default. Same arrays as `predict`:
-    AU columns are picked by name from the model's card, so a model with more AUs (e.g. OpenFace's 17) is scored
-    on the 12 the tables carry."""
+    AU columns are picked by name from the model's card in the order of the AU set `aus` the table was built with
+    (`labels.AU_SETS`), so a model with more AUs (e.g. OpenFace's 17) is scored on the 12 a "disfa" table carries."""
     from libreface.models.session import StudentModel
 
-    from .labels import AU_NAMES
+    from .labels import au_set
 
+    a = au_set(aus)
     model = StudentModel(path, threads=threads, mirror=mirror)
-    cols = {"au_intensity": [model.card.au_intensity.index(n) for n in AU_NAMES],
-            "au_occurrence": [model.card.au_occurrence.index(n) for n in AU_NAMES]}
+    cols = {"au_intensity": [model.card.au_intensity.index(n) for n in a.intensity_names],
+            "au_occurrence": [model.card.au_occurrence.index(n) for n in a.occurrence_names]}
     outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
     for i in range(0, len(table), batch):
         g = table.images[i : i + batch]
@@ -61,3 +69,16 @@ def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror:
         for k in outs:
             outs[k].append(o[k][:, cols[k]] if k in cols else o[k])
     return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def select_aus(pred: dict[str, np.ndarray], have: str, want: str) -> dict[str, np.ndarray]:
+    """Predictions in AU set `have`'s columns -> the columns of AU set `want` (by name; `labels.AU_SETS`), e.g. an
+    OpenFace-set run scored on a "disfa" table. Every AU of `want` must be in `have`."""
+    from .labels import au_set
+
+    h, w = au_set(have), au_set(want)
+    missing = sorted(set(w.occurrence) - set(h.occurrence))
+    if missing:
+        raise ValueError(f"predictions of AU set {have!r} lack AUs {missing} of {want!r}")
+    return {**pred, "au_intensity": pred["au_intensity"][:, [h.intensity.index(a) for a in w.intensity]],
+            "au_occurrence": pred["au_occurrence"][:, [h.occurrence.index(a) for a in w.occurrence]]}

@@ -23,14 +23,15 @@ def register_student(fn: Callable[..., "Student"]) -> Callable[..., "Student"]:
 
 
 class Student(Net):
-    """A timm ResNet trunk (no classifier) + `TaskHeads`."""
+    """A timm ResNet trunk (no classifier) + `TaskHeads` (`n_au` intensities, `n_occ` occurrences: 12 / 12 for DISFA's
+    AUs, 17 / 18 for OpenFace's, `labels.AU_SETS`)."""
 
-    def __init__(self, arch: str, drop: float = 0.2) -> None:
+    def __init__(self, arch: str, drop: float = 0.2, n_au: int = 12, n_occ: int = 12) -> None:
         super().__init__()
         self.arch = arch
         self.trunk = timm.create_model(arch, pretrained=False, num_classes=0)
         self.embed_dim = self.trunk.num_features
-        self.heads = TaskHeads(self.embed_dim, drop=drop)
+        self.heads = TaskHeads(self.embed_dim, n_au=n_au, n_occ=n_occ, drop=drop)
         self.stage_channels = [self.trunk.feature_info[i]["num_chs"] for i in (2, 3, 4)]
 
     def forward_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

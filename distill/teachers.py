@@ -25,14 +25,15 @@ def register_teacher(fn):
 
 
 class SwinTeacher(Net):
-    def __init__(self, img_size: int = 64, embed_dim: int = 64, depths=(2, 2, 6, 2), heads=(2, 4, 8, 16), drop_path: float = 0.1):
+    def __init__(self, img_size: int = 64, embed_dim: int = 64, depths=(2, 2, 6, 2), heads=(2, 4, 8, 16), drop_path: float = 0.1,
+                 n_au: int = 12, n_occ: int = 12):
         super().__init__()
         from timm.models.swin_transformer import SwinTransformer
 
         self.trunk = SwinTransformer(img_size=img_size, patch_size=4, window_size=4, embed_dim=embed_dim, depths=depths,
                                      num_heads=heads, num_classes=0, drop_path_rate=drop_path)
         self.embed_dim = self.trunk.num_features
-        self.heads = TaskHeads(self.embed_dim)
+        self.heads = TaskHeads(self.embed_dim, n_au=n_au, n_occ=n_occ)
 
     def forward_features(self, x):
         final, inter = self.trunk.forward_intermediates(x)
@@ -43,7 +44,7 @@ class ViTTeacher(Net):
     """ViT encoder (timm VisionTransformer, no class token, mean pooling) + heads; `mae_loss` for pretraining."""
 
     def __init__(self, img_size: int = 64, patch: int = 8, width: int = 256, depth: int = 8, n_heads: int = 8,
-                 dec_width: int = 128, dec_depth: int = 2, drop_path: float = 0.1):
+                 dec_width: int = 128, dec_depth: int = 2, drop_path: float = 0.1, n_au: int = 12, n_occ: int = 12):
         super().__init__()
         from timm.models.vision_transformer import Block, VisionTransformer
 
@@ -51,7 +52,7 @@ class ViTTeacher(Net):
                                        num_classes=0, global_pool="avg", class_token=False, fc_norm=False,
                                        drop_path_rate=drop_path)
         self.embed_dim = width
-        self.heads = TaskHeads(width)
+        self.heads = TaskHeads(width, n_au=n_au, n_occ=n_occ)
         self.patch = patch
         self.grid = img_size // patch
         self.taps = [depth // 2 - 1, 3 * depth // 4 - 1, depth - 1]

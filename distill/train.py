@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ._torch import seed_everything, torch
 from .augment import AugmentOptions, balanced_order, class_weights, occlude, relight, yaw_warp
 from .dataset import Table, build_tables
+from .labels import au_set, shared_au_columns
 from .losses import FeatureDistiller, LossWeights, task_loss
 from .metrics import task_metrics
 from .paths import cache_dir
@@ -57,8 +58,9 @@ class TrainConfig:
             ~7 % less CPU time per MAE step of the ViT teacher on AVX-512 BF16 without AMX.
         snapshots: epochs (1-based) after which a copy of the model is kept as `snapshot_e<epoch>.pt` in the run
             folder, with the run's wall time so far (for `distill scaling`).
-        extra_train: more splits whose images join the training rows: only "valid" (FER+ Valid), only for the
-            label-free "mae" stage; never a test split.
+        extra_train: more splits whose images join the training rows, only for the label-free "mae" stage: "valid"
+            (FER+ Valid) and/or "videos" (unlabelled frames sampled from the shared videos, `distill prepare --dataset
+            videos DIR`, see `distill.data.videos`); never a test split. A named split that is not prepared is an error.
         yaw_deg, yaw_p, occlusion, occlusion_max_area, lighting: the filming augmentations of `distill.augment`
             (`AugmentOptions`; all off by default): planar head-yaw warp up to +-`yaw_deg` on a share `yaw_p` of rows,
             an occluder on a share `occlusion` (bounding box <= `occlusion_max_area` of the crop), relighting on a share
@@ -66,6 +68,8 @@ class TrainConfig:
         balance: "none", "sampler" (rows drawn with replacement, weighted by their expression's class weight) or
             "loss" (class-weighted expression loss); weights `augment.class_weights` from the training votes with
             `balance_power` (0.5 = inverse square root of the frequency) and `balance_cap`.
+        aus: the AUs the heads learn (`labels.AU_SETS`): "disfa" (12 intensities and occurrences, every model up to v7's
+            trunk) or "openface" (OpenFace 2.2's 17 intensities and 18 occurrences, the runtime's full set).
         au_sources: per AU, the AU teacher signal's source ({"AU04": "geometry", ...}; default {} = blendshapes for
             all): see `dataset.build_tables` and `distill au-geometry`. Needs prepared data with landmarks.
     """
@@ -101,6 +105,7 @@ class TrainConfig:
     balance_power: float = 0.5
     balance_cap: float = 5.0
     au_sources: dict = field(default_factory=dict)
+    aus: str = "disfa"
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -119,8 +124,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.amp not in ("none", "bf16", "auto"):
             raise ValueError(f"amp must be 'none', 'bf16' or 'auto', not {self.amp!r}")
-        if self.extra_train and (self.stage != "mae" or set(self.extra_train) - {"valid"}):
-            raise ValueError(f"extra_train {self.extra_train} is for label-free 'mae' stages and may name only 'valid'")
+        if self.extra_train and (self.stage != "mae" or set(self.extra_train) - {"valid", "videos"}):
+            raise ValueError(f"extra_train {self.extra_train} is for label-free 'mae' stages and may name only 'valid' "
+                             "and/or 'videos'")
+        au_set(self.aus)
         if self.balance not in ("none", "sampler", "loss"):
             raise ValueError(f"balance must be 'none', 'sampler' or 'loss', not {self.balance!r}")
 
@@ -214,13 +221,16 @@ def augment(images: torch.Tensor, mode: str, g: torch.Generator, flip: torch.Ten
     return (x - torch.tensor(NORM_MEAN).view(1, 3, 1, 1)) / torch.tensor(NORM_STD).view(1, 3, 1, 1)
 
 
-def _batch_labels(t: Table, idx: np.ndarray, expr_weights: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-    """Labels of rows `idx`; `expr_weights` (8,) class weights scale the expression target (class-weighted loss)."""
+def _batch_labels(t: Table, idx: np.ndarray, expr_weights: np.ndarray | None = None,
+                  intensity_cols: list[int] | None = None) -> dict[str, torch.Tensor]:
+    """Labels of rows `idx`; `expr_weights` (8,) class weights scale the expression target (class-weighted loss);
+    `intensity_cols` picks the intensity head's AU columns of the table (`AUSet.intensity_cols`; default all)."""
     expr = t.expr[idx] if expr_weights is None else t.expr[idx] * expr_weights[None]
+    au = t.au[idx] if intensity_cols is None else t.au[idx][:, intensity_cols]
     return {
         "expr": torch.from_numpy(expr),
         "expr_mask": torch.from_numpy(t.expr_mask[idx]),
-        "au": torch.from_numpy(t.au[idx]),
+        "au": torch.from_numpy(np.ascontiguousarray(au)),
         "occ": torch.from_numpy(t.occ[idx]),
         "occ_w": torch.from_numpy(t.occ_w[idx]),
     }
@@ -249,7 +259,9 @@ def build_model(cfg_or_arch: TrainConfig | str, stage: str | None = None):
     from .teachers import create_teacher
 
     arch = cfg_or_arch.arch if isinstance(cfg_or_arch, TrainConfig) else cfg_or_arch
-    return create_student(arch) if arch in STUDENTS else create_teacher(arch)
+    aus = au_set(cfg_or_arch.aus if isinstance(cfg_or_arch, TrainConfig) else "disfa")
+    heads = {"n_au": len(aus.intensity), "n_occ": len(aus.occurrence)}
+    return create_student(arch, **heads) if arch in STUDENTS else create_teacher(arch, **heads)
 
 
 def load_run(name: str, which: str = "best"):
@@ -289,9 +301,9 @@ def teacher_targets(teacher: str, images: np.ndarray, grids: list[int], batch: i
     """Outputs of run `teacher` for the original (view 0) and mirrored (view 1) crops.
 
     Returns dict with `maps` [list per stage of (2, N, C, g, g) float16], `emb` (2, N, D),
-    `expr_logits` (2, N, 8), `au_intensity` (2, N, 12), `occ_prob` (2, N, 12), and `meta`.
+    `expr_logits` (2, N, 8), `au_intensity` (2, N, A), `occ_prob` (2, N, K) (the teacher's `AUSet`), and `meta`.
     """
-    model, _ = load_run(teacher)
+    model, tcfg = load_run(teacher)
     n = len(images)
     chunks: dict[str, list] = {}
     for view in (0, 1):
@@ -310,7 +322,8 @@ def teacher_targets(teacher: str, images: np.ndarray, grids: list[int], batch: i
     res = {k: torch.stack([torch.cat(chunks[f"{k}/0"]), torch.cat(chunks[f"{k}/1"])])
            for k in ("emb", "expr_logits", "au_intensity", "occ_prob")}
     res["maps"] = [torch.stack([torch.cat(chunks[f"map{j}/0"]), torch.cat(chunks[f"map{j}/1"])]) for j in range(len(grids))]
-    res["meta"] = {"channels": [m.shape[2] for m in res["maps"]], "grids": grids, "dim": res["emb"].shape[-1]}
+    res["meta"] = {"channels": [m.shape[2] for m in res["maps"]], "grids": grids, "dim": res["emb"].shape[-1],
+                   "aus": tcfg.aus}
     return res
 
 
@@ -346,14 +359,17 @@ def train(cfg: TrainConfig) -> Path:
         return out_dir
     g = seed_everything(cfg.seed, cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    tables, cal = build_tables(prepared_dir(cfg), au_sources=cfg.au_sources or None)
+    tables, cal = build_tables(prepared_dir(cfg), au_sources=cfg.au_sources or None, aus=cfg.aus)
+    aset = au_set(cfg.aus)
     (out_dir / "calibration.json").write_text(cal.to_json())
     tr = tables["train"]
     if cfg.limit:
         tr = tr.subset(np.arange(min(cfg.limit, len(tr))))
     if cfg.extra_train:  # label-free pretraining on every face we may train on: FER+ Train + Valid and the CK+
         # training subjects (`train` already leaves out the CK+ validation and test subjects, dataset.ck_split)
-        extra = [tables[s] for s in cfg.extra_train if s in tables]
+        if missing := [s for s in cfg.extra_train if s not in tables]:
+            raise FileNotFoundError(f"{prepared_dir(cfg)}: extra_train {missing} not prepared (`distill prepare`)")
+        extra = [tables[s] for s in cfg.extra_train]
         if cfg.limit:
             extra = [t.subset(np.arange(min(cfg.limit, len(t)))) for t in extra]
         tr = Table.concat([tr, *extra])
@@ -375,6 +391,8 @@ def train(cfg: TrainConfig) -> Path:
             probe = model(torch.zeros(1, 3, tr.images.shape[1], tr.images.shape[2]))
         grids = [min(4, m.shape[-1]) for m in probe["maps"]]
         targets = [_load_targets(t, tr, grids) for t in cfg.teachers]
+        for t in targets:  # the soft AU terms compare the AUs student and teacher share, by name
+            t["meta"].update(shared_au_columns(aset, au_set(t["meta"].get("aus", "disfa"))))
         distiller = FeatureDistiller([m.shape[1] for m in probe["maps"]], model.embed_dim, [t["meta"] for t in targets])
     params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -421,7 +439,7 @@ def train(cfg: TrainConfig) -> Path:
                 with autocast:
                     out = model(x)
                 out = _float32(out)
-                terms = task_loss(out, _batch_labels(tr, idx, loss_w), w)
+                terms = task_loss(out, _batch_labels(tr, idx, loss_w, aset.intensity_cols), w)
                 if distiller:
                     v = view.long()
                     ti = torch.from_numpy(idx)
@@ -443,7 +461,7 @@ def train(cfg: TrainConfig) -> Path:
                **{f"loss_{key}": round(val / (k + 1), 4) for key, val in sums.items()}}
         if cfg.stage != "mae" and "valid" in tables:
             model.eval()
-            metrics = task_metrics(predict(model, tables["valid"]), tables["valid"])
+            metrics = task_metrics(predict(model, tables["valid"]), tables["valid"], aus=aset)
             rec.update({f"valid_{key}": val for key, val in metrics.items() if isinstance(val, float)})
             score = metrics["fer_accuracy"]
         else:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from libreface.blinks import BLINK_THRESHOLD, blink_column, blink_rate_per_min, blink_summary, detect_blinks
+from libreface.blinks import (BLINK_THRESHOLD, MAX_BLINK_S, blink_column, blink_rate_per_min, blink_summary,
+                              closure_blinks, detect_blinks, detect_blinks_from_occurrence)
 
 FPS = 30.0
 
@@ -68,6 +69,53 @@ def test_rate_is_per_minute_of_face_time_and_groups_are_separate_series():
     two = blink_summary(np.r_[t, t], np.r_[x, x], groups=np.r_[np.zeros(1800), np.ones(1800)])
     assert two == {"blinks": 24, "blink_rate_per_min": pytest.approx(12.0)}
     assert math.isnan(blink_rate_per_min(3, 0.0))
+
+
+def _frame_table() -> pd.DataFrame:
+    """A results-CSV-like frame table at 30 fps: a 2 s closure (eyes kept shut) at 1 s, a 0.2 s one at 5 s, a
+    0.5 s one (the longest blink) at 7 s; AU45 given both as intensity and as occurrence."""
+    n = int(10 * FPS)
+    t = np.round(np.arange(n) / FPS, 6)
+    closed = np.zeros(n, bool)
+    for start_s, length_s in ((1.0, 2.0), (5.0, 0.2), (7.0, MAX_BLINK_S)):
+        a = int(round(start_s * FPS))
+        closed[a: a + int(round(length_s * FPS))] = True
+    return pd.DataFrame({"frame": np.arange(n), "face_id": 0, "timestamp": t, "success": 1,
+                         "AU45_intensity": np.where(closed, 3.5, 0.3), "AU45_presence": closed.astype(int)})
+
+
+@pytest.mark.parametrize("path", ["intensity", "occurrence"])
+def test_both_au45_paths_share_the_duration_cap(path):
+    df = _frame_table()
+    t = df["timestamp"].to_numpy()
+    if path == "intensity":
+        blinks = detect_blinks(t, df["AU45_intensity"].to_numpy())
+    else:
+        blinks = detect_blinks_from_occurrence(t, df["AU45_presence"].to_numpy())
+    # the 2 s closure is not a blink; the 0.2 s one and the 0.5 s one (6 and 15 frames) are
+    assert [(round(b.start_s * FPS), round(b.end_s * FPS)) for b in blinks] == [(150, 155), (210, 224)]
+    assert [b.peak for b in blinks] == ([3.5, 3.5] if path == "intensity" else [1.0, 1.0])
+    if path == "intensity":
+        longer = detect_blinks(t, df["AU45_intensity"].to_numpy(), max_duration_s=2.0)
+    else:
+        longer = detect_blinks_from_occurrence(t, df["AU45_presence"].to_numpy(), max_duration_s=2.0)
+    assert len(longer) == 3  # the cap is what excluded the 2 s closure
+
+
+def test_occurrence_path_merges_one_frame_dips_and_stops_at_missing_values():
+    t = np.arange(40) / FPS
+    o = np.zeros(40)
+    o[[5, 6, 8, 9]] = 1  # a one-frame dip at 7: one blink
+    o[[20, 21, 23, 24]] = 1
+    o[22] = np.nan  # unknown, not open: never bridged
+    assert [(round(b.start_s * FPS), round(b.end_s * FPS)) for b in detect_blinks_from_occurrence(t, o)] == [
+        (5, 9), (20, 21), (23, 24)]
+    assert len(closure_blinks(t, np.nan_to_num(o))) == 2  # with the gap known to be open, 20-24 is one blink
+
+
+def test_occurrence_must_be_zero_one_or_missing():
+    with pytest.raises(ValueError, match="AU45 occurrence must be 0, 1 or NaN, got 3"):
+        detect_blinks_from_occurrence([0.0, 0.1], [0.0, 3.0])
 
 
 def test_bad_input_names_the_problem():

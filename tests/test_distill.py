@@ -300,3 +300,56 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     assert result["bar"] == {"model": "best.v0", "valid_accuracy": 0.848, "source": str(bar)}
     paths = write_report(result, tmp_path / "scaling")
     assert all(p.stat().st_size > 0 for p in paths) and "84.8 %" in paths[1].read_text()
+
+
+def test_au_sets_name_openfaces_columns_and_map_shared_aus_by_name():
+    from distill.labels import AU_SETS, au_set, shared_au_columns
+
+    of, disfa = AU_SETS["openface"], AU_SETS["disfa"]
+    assert len(of.intensity) == 17 and len(of.occurrence) == 18 and 28 in of.occurrence and 28 not in of.intensity
+    assert of.occurrence_names[of.intensity_cols[-1]] == "AU45"
+    cols = shared_au_columns(of, disfa)
+    assert [of.intensity[j] for j in cols["s_int"]] == [disfa.intensity[j] for j in cols["t_int"]]
+    assert sorted(disfa.intensity[j] for j in cols["t_int"]) == sorted(disfa.intensity)  # all 12 shared
+    assert len(cols["s_occ"]) == 12 and 7 not in [of.occurrence[j] for j in cols["s_occ"]]
+    with pytest.raises(ValueError, match="aus must be one of"):
+        au_set("bp4d")
+
+
+@pytest.mark.train
+def test_an_openface_student_with_the_filming_augmentations_learns_from_disfa_teachers_and_exports_its_aus(
+        smoke, tmp_path, monkeypatch):
+    """The next student's recipe on the smoke fixtures: OpenFace's 17 / 18 AU heads of its own, AU04 from landmark
+    geometry, yaw / occlusion / lighting augmentations, a balanced sampler, distilled from a 12-AU (DISFA) teacher;
+    the export's card lists OpenFace's AUs in the runtime's column order and the runtime runs it."""
+    from pathlib import Path
+
+    from distill.dataset import build_tables
+    from distill.evaluate import report
+    from distill.export import export
+    from distill.labels import AU_SETS
+    from distill.train import TrainConfig, prepared_dir, train
+    from libreface.models.session import StudentModel
+    from libreface.outputs import schema
+
+    cache = Path(smoke["weights"][0]).parent.parent / "cache"
+    monkeypatch.setenv("LIBREFACE_CACHE", str(cache))
+    cfg = TrainConfig(name="smoke_openface.v0", stage="student", arch="au_r10t", teachers=["smoke_au_r18.v1"], epochs=1,
+                      batch_size=32, limit=96, aus="openface", au_sources={"AU04": "geometry"}, yaw_deg=45,
+                      occlusion=0.3, lighting=0.3, balance="sampler")
+    tables, _ = build_tables(prepared_dir(cfg), aus="openface")
+    assert tables["train"].au.shape[1] == 18 and (tables["train"].occ_human[:, AU_SETS["openface"].occurrence.index(28)] == -1).all()
+    out = train(cfg)
+    rec = json.loads((out / "history.jsonl").read_text().splitlines()[-1])
+    losses = {k: v for k, v in rec.items() if k.startswith("loss_")}
+    assert {"loss_expr", "loss_au", "loss_feat", "loss_soft"} <= set(losses)
+    assert all(np.isfinite(v) for v in losses.values())
+    fp32, int8 = export("smoke_openface.v0", "smoke_of.v0", weights_dir=tmp_path / "weights", calib=32)
+    model = StudentModel(int8)
+    assert model.card.au_intensity == schema.OPENFACE_AU_INTENSITY and model.card.au_occurrence == schema.OPENFACE_AU_OCCURRENCE
+    o = model.run_crops(np.zeros((2, 64, 64, 3), np.uint8))
+    assert o["au_intensity"].shape == (2, 17) and o["au_occurrence"].shape == (2, 18)
+    res = report(["smoke_openface.v0"], [int8], tmp_path / "report", aus="openface")
+    names = [r["model"] for r in res["rows"]]
+    assert "smoke_openface.v0" in names and int8.name in names
+    assert res["aus"] == "openface" and "AU07" in res["details"]["blendshape baseline"]["au"]

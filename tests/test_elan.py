@@ -176,6 +176,55 @@ def test_media_defaults_to_the_video_next_to_the_csv(tmp_path):
     assert md.get("RELATIVE_MEDIA_URL") == "./rec.mp4"
 
 
+def _batch_folder(tmp_path: Path, video: Path) -> Path:
+    """OUTDIR/csv/rec.csv with OUTDIR/ledger.csv (the batch ledger's own writer) naming `video` as its source."""
+    from libreface.batch.ledger import _write_view
+    from libreface.batch.records import CSV_DIR, LEDGER_VIEW
+
+    outdir = tmp_path / "study"
+    (outdir / CSV_DIR).mkdir(parents=True)
+    _write_view(outdir / LEDGER_VIEW, [{"recording": "rec", "path": str(video), "status": "done"}])
+    return _native_csv(outdir / CSV_DIR / "rec.csv")
+
+
+def test_media_defaults_to_the_recording_the_batch_ledger_names(tmp_path):
+    video = tmp_path / "videos" / "session 1.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"x")
+    csv = _batch_folder(tmp_path, video)
+    lines = export(csv, csv.with_suffix(".eaf"), None)
+    md = ET.parse(csv.with_suffix(".eaf")).getroot().find("HEADER/MEDIA_DESCRIPTOR")
+    assert md.get("MEDIA_URL") == video.resolve().as_uri()
+    assert md.get("RELATIVE_MEDIA_URL") == "../../videos/session 1.mp4"
+    assert lines == [f"{csv.with_suffix('.eaf')}: 5 segments on 6 tiers, linked to {video}"]
+
+
+def test_a_ledger_path_that_no_longer_exists_is_not_linked(tmp_path, capsys):
+    gone = tmp_path / "moved" / "rec.mp4"
+    csv = _batch_folder(tmp_path, gone)
+    assert main(["elan", str(csv)]) == 0
+    assert ET.parse(csv.with_suffix(".eaf")).getroot().find("HEADER/MEDIA_DESCRIPTOR") is None
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert str(csv) in warning and str(gone) in warning and "does not exist" in warning
+    assert warning.endswith("pass --media VIDEO")
+
+
+def test_no_recording_found_is_one_warning_line_naming_the_csv(tmp_path, capsys):
+    csv = _native_csv(tmp_path / "rec.csv")
+    (tmp_path / "rec.summary.json").write_text('{"source": "rec.mp4"}')  # no sidecar records the source: ignored
+    (tmp_path / "other.mp4").write_bytes(b"x")  # not the CSV's name
+    assert main(["elan", str(csv)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"libreface: {csv.with_suffix('.eaf')}: 5 segments on 6 tiers, not linked to a recording",
+                   f"libreface: warning: {csv}: no recording to link: the CSV does not record its source video and "
+                   f"no rec.<video> is next to it; pass --media VIDEO"]
+    assert ET.parse(csv.with_suffix(".eaf")).getroot().find("HEADER/MEDIA_DESCRIPTOR") is None
+    from libreface.export.command import build_parser
+
+    help_text = " ".join(build_parser().format_help().split())
+    assert "--media VIDEO" in help_text and "does not record its source video" in help_text
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")

@@ -43,6 +43,8 @@ CASES = {  # id: (script, blocked top-level packages, arguments, extra)
     "identity": ("libreface", ["dlib"], [EXAMPLE, "--identity", "-o", "{tmp}/id.csv"], "identity"),
     "parquet": ("libreface", ["pyarrow"], [EXAMPLE, "--features", "{tmp}/x.parquet", "-o", "{tmp}/f.csv"], "parquet"),
     "dask": ("libreface", ["dask", "distributed"], ["batch", EXAMPLE, "-o", "{tmp}/batch", "--dask-local", "1"], "dask"),
+    "report": ("libreface", ["matplotlib"], ["report", "{tmp}/missing.csv"], "report"),
+    "--report": ("libreface", ["matplotlib"], [EXAMPLE, "--report", "-o", "{tmp}/r.csv"], "report"),
     "train": ("libreface-distill", ["torch"], ["train-student", REPO / "distill/configs/student_r10t.yaml"], "train"),
 }
 
@@ -51,7 +53,8 @@ CASES = {  # id: (script, blocked top-level packages, arguments, extra)
 def test_a_missing_extra_is_one_line_naming_it(case, tmp_path):
     script, blocked, args, extra = CASES[case]
     argv = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))  # this checkout, from any cwd
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": pythonpath}
     r = subprocess.run([sys.executable, "-c", RUNNER, ",".join(blocked), SCRIPTS[script], *argv], cwd=tmp_path,
                        env=env, capture_output=True, text=True, timeout=120)
     lines = [line for line in r.stderr.splitlines() if line.strip()]

@@ -18,7 +18,8 @@ from libreface.cli import main as cli_main  # noqa: E402
 from libreface.errors import InputError  # noqa: E402
 from libreface.report import make_report, read_results  # noqa: E402
 from libreface.report import summaries  # noqa: E402
-from libreface.report.figures import MATPLOTLIB_HINT, clock, decimate, tick_step  # noqa: E402
+from libreface.extras import install_command  # noqa: E402
+from libreface.report.figures import clock, decimate, tick_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.mp4"
@@ -157,6 +158,24 @@ def test_screen_time_detection_pose_segments_and_blinks(tmp_path):
     assert ">0:10<" in html and ">0:12<" in html  # the segment's range in the quality table
 
 
+@pytest.mark.parametrize("path", ["intensity", "occurrence"])
+def test_blinks_have_the_duration_cap_with_or_without_au45_intensity(tmp_path, path):
+    csv = tmp_path / "one.csv"
+    df = _native_csv(csv, seconds=10, persons=1)
+    t = df["timestamp"]
+    closed = ((t >= 1.0) & (t < 3.0)) | ((t >= 7.0) & (t < 7.2))  # 2 s: eyes kept shut; 0.2 s: a blink
+    df["AU45_intensity"] = np.where(closed, 3.5, 0.3)
+    df["AU45_presence"] = closed.astype(int)
+    df.loc[df["face_id"] < 0, ["AU45_intensity", "AU45_presence"]] = np.nan
+    if path == "occurrence":
+        df = df.drop(columns="AU45_intensity")
+    df.to_csv(csv, index=False)
+    res = read_results(csv)
+    b = summaries.blinks(res, summaries.groups(res)[0])
+    assert b["count"] == 1, b
+    assert ("AU45_presence" in b["method"]) == (path == "occurrence") and "at most 0.5 s" in b["method"]
+
+
 def test_decimate_bins_mean_and_max():
     t = np.arange(10.0)
     v = np.array([0, 1, 2, 3, np.nan, np.nan, 6, 7, 8, 9.0])
@@ -243,7 +262,9 @@ def test_missing_matplotlib_is_one_line(tmp_path, extra):
     argv = ["report", str(csv)] if not extra else [str(EXAMPLE), "-o", str(tmp_path / "a.csv"), "--report"]
     p = subprocess.run([sys.executable, "-c", _BLOCKER, *argv], capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
-    assert p.stderr.strip().splitlines() == [f"libreface: {MATPLOTLIB_HINT}"]
+    (line,) = p.stderr.strip().splitlines()  # the shared libreface.extras line, naming the extra to install
+    assert line.startswith("libreface: ") and f"needs the report extra: {install_command('report')}" in line, line
+    assert "matplotlib" in line and "Traceback" not in p.stderr
     assert not (tmp_path / "one.html").exists() and not (tmp_path / "a.csv").exists()  # refused before analysing
 
 

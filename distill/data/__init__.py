@@ -7,6 +7,7 @@ from .disfa import load_disfa
 from .fer2013 import load_fer2013
 from .ferplus import load_ferplus
 from .records import DISFA_AUS, EXPRESSIONS, Record, expression_index
+from .videos import load_videos
 
 LOADERS = {
     "ferplus": load_ferplus,
@@ -15,13 +16,18 @@ LOADERS = {
     "affectnet": load_affectnet,
     "disfa": load_disfa,
     "bp4d": load_bp4d,
+    "videos": load_videos,
 }
 """Dataset name -> loader(root) yielding `Record`s."""
+
+ON_MISS = {"videos": "drop"}
+"""Dataset name -> its `prepare` on-miss rule when not the default "mean-face" (unlabelled frames: drop)."""
 
 __all__ = [
     "DISFA_AUS",
     "EXPRESSIONS",
     "LOADERS",
+    "ON_MISS",
     "Record",
     "expression_index",
     "load_affectnet",
@@ -30,4 +36,5 @@ __all__ = [
     "load_disfa",
     "load_fer2013",
     "load_ferplus",
+    "load_videos",
 ]

@@ -1,11 +1,8 @@
-"""`libreface elan RESULTS.csv [-o out.eaf] [--events out.csv]`: a results CSV -> ELAN `.eaf` and/or events CSV."""
+"""`libreface elan RESULTS.csv [-o out.eaf] [--events out.csv] [--media VIDEO]`: results CSV -> ELAN `.eaf`, events."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,9 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=None, help="the .eaf file; default: <results stem>.eaf next to it")
     p.add_argument("--events", type=Path, default=None, help="also write the segments to this CSV")
     p.add_argument("--no-eaf", action="store_true", help="write only --events, no .eaf")
-    p.add_argument("--media", type=Path, default=None,
-                   help="the recording to link; default: the one the batch ledger or the summary names, "
-                        "else a video with the CSV's name next to it")
+    p.add_argument("--media", type=Path, default=None, metavar="VIDEO",
+                   help="the recording to link. A results CSV does not record its source video, so without --media "
+                        "the .eaf links the video the batch ledger names (for OUTDIR/csv/<recording>.csv of "
+                        "`libreface batch`) if that file exists, else a video with the CSV's name next to it "
+                        f"({', '.join(VIDEO_SUFFIXES)}); when neither is found the .eaf is written unlinked and "
+                        "a warning line asks for --media VIDEO")
     p.add_argument("--min-duration", type=float, default=d.min_duration_s,
                    help="shortest expression segment, seconds (shorter ones join their neighbour)")
     p.add_argument("--margin", type=float, default=d.margin,
@@ -47,33 +47,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_media(csv_path: Path) -> Path | None:
-    """The recording a results CSV came from: the batch ledger's `path`, a summary's `source`, or `<stem>.<video>`."""
-    csv_path = Path(os.path.abspath(csv_path))
-    ledger = csv_path.parent.parent / "ledger.csv"
-    if csv_path.parent.name == "csv" and ledger.is_file():  # a batch folder: OUTDIR/csv/<recording>.csv
-        try:
-            with open(ledger, encoding="utf-8", newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get("recording") == csv_path.stem and row.get("path"):
-                        return Path(row["path"])
-        except (OSError, csv.Error, UnicodeDecodeError):
-            pass
-    for side in (csv_path.with_suffix(".summary.json"), csv_path.with_name(csv_path.name + ".summary.json")):
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for holder in (meta, meta.get("provenance") if isinstance(meta, dict) else None):
-            if isinstance(holder, dict):
-                for key in ("source", "recording", "media", "path", "input"):
-                    if isinstance(holder.get(key), str) and holder[key]:
-                        return (side.parent / holder[key]) if not os.path.isabs(holder[key]) else Path(holder[key])
+def find_media(csv_path: Path) -> tuple[Path | None, str]:
+    """The recording a results CSV came from, and why not when it is not found.
+
+    The CSV and its `.summary.json` sidecar do not record the source; the batch ledger does, for a CSV in a batch
+    folder (`OUTDIR/csv/<recording>.csv`, its `path`). Tried in order: that path if the file exists, then
+    `<csv stem>.<video suffix>` next to the CSV.
+
+    Returns:
+        (the video, "") or (None, one clause saying what was looked for).
+    """
+    from ..report.provenance import batch_ledger_row
+
+    csv_path = Path(csv_path)
+    named = (batch_ledger_row(csv_path) or {}).get("path")
+    if named and Path(named).is_file():
+        return Path(named), ""
     for suffix in VIDEO_SUFFIXES:
         for cand in (csv_path.with_suffix(suffix), csv_path.with_suffix(suffix.upper())):
             if cand.is_file():
-                return cand
-    return None
+                return cand, ""
+    beside = f"no {csv_path.stem}.<video> is next to it"
+    if named:
+        return None, f"the batch ledger names {named}, which does not exist, and {beside}"
+    return None, f"the CSV does not record its source video and {beside}"
+
+
+def default_media(csv_path: Path) -> Path | None:
+    """The recording `find_media` finds for a results CSV, or None."""
+    return find_media(csv_path)[0]
 
 
 def elan_command(argv: list[str]) -> int:
@@ -116,12 +118,16 @@ def export(results: Path, eaf: Path | None, events: Path | None, media: Path | N
     if eaf is not None:
         if eaf.suffix.lower() != ".eaf":
             raise OutputError(f"{eaf}: an ELAN file must end in .eaf")
-        media = media if media is not None else default_media(results)
+        why = ""
+        if media is None:
+            media, why = find_media(results)
         doc = build_eaf(segs, tier_names(table), media, eaf, author=f"libreface {__version__}")
         write_atomic(eaf, eaf_bytes(doc))
-        link = f"linked to {media}" if media is not None else "not linked to a recording (use --media)"
+        link = f"linked to {media}" if media is not None else "not linked to a recording"
         lines.append(f"{eaf}: {len(segs)} segments on {len(tier_names(table))} tiers, {link}")
-        if media is not None and not Path(media).is_file():
+        if media is None:
+            lines.append(f"warning: {results}: no recording to link: {why}; pass --media VIDEO")
+        elif not Path(media).is_file():
             lines.append(f"warning: {media} does not exist; ELAN will ask for the recording")
     if events is not None:
         write_atomic(events, events_bytes(segs))

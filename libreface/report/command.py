@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LibrefaceError
+from ..extras import exit_missing
 from . import summaries
 from .build import default_output, make_report
 from .figures import require_matplotlib
@@ -48,9 +49,8 @@ def report_command(argv: list[str]) -> int:
         p.error("--pose-threshold must be > 0 and --pose-min-seconds >= 0")
     try:
         require_matplotlib()
-    except ImportError as e:
-        print(f"libreface: {e}", file=sys.stderr)
-        return 1
+    except ImportError as e:  # extras.MissingExtra: one line naming the extra to install
+        return exit_missing("libreface", e)
     failed = 0
     for csv in args.csv:
         out = _target(csv, args.output, len(args.csv) > 1)

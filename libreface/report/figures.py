@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MATPLOTLIB_HINT = "the report needs matplotlib: pip install 'libreface-cpu[report]'"
+from ..extras import require
+
 MAX_POINTS = 2000
 """Most points per curve of a full-width plot; an AU lane gets `LANE_POINTS` (about one per pixel)."""
 LANE_POINTS = 900
@@ -19,12 +20,10 @@ EXPRESSION_COLORS = {
 }
 
 
-def require_matplotlib() -> None:
-    """Raise ImportError with the one-line install hint when matplotlib (the `report` extra) is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ImportError(MATPLOTLIB_HINT) from None
+def require_matplotlib(what: str = "the HTML report") -> None:
+    """Raise `extras.MissingExtra` (an ImportError) with the one-line install hint when matplotlib (the `report`
+    extra) is missing; `what` is the feature asking, as the user typed it (default: "the HTML report")."""
+    require("matplotlib", "report", what)
 
 
 def clock(seconds: float, _pos=None) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..blinks import BLINK_THRESHOLD, MAX_BLINK_S, blink_rate_per_min, detect_blinks
+from ..blinks import BLINK_THRESHOLD, MAX_BLINK_S, blink_rate_per_min, detect_blinks, detect_blinks_from_occurrence
 from ..outputs.reader import Results, frame_ends
 
 POSE_THRESHOLD_DEG = 30.0
@@ -178,7 +178,8 @@ def blinks(res: Results, group: Group) -> dict | None:
 
     With an AU45 intensity column, `libreface.blinks.detect_blinks` finds the blinks in the group's per-frame
     series (the largest value of its faces in each analysed frame; NaN where the face is absent); with only an
-    occurrence column (`AU45_presence` / `AUxx_c`), each run of 1s is a blink.
+    occurrence column (`AU45_presence` / `AUxx_c`), `libreface.blinks.detect_blinks_from_occurrence` does, on
+    the same per-frame series: one definition of a blink (a closure of at most `MAX_BLINK_S`) for both.
 
     Returns:
         {"count": blinks, "per_minute": count / screen time in minutes, "method": a short description}.
@@ -191,11 +192,11 @@ def blinks(res: Results, group: Group) -> dict | None:
     dur = frame_durations(res.rows)
     ok = group.rows[group.rows["success"] == 1]
     per = pd.to_numeric(ok[col], errors="coerce").groupby(ok["frame"]).max().reindex(dur.index)
+    ts = res.rows.groupby("frame", sort=True)["timestamp"].first().reindex(dur.index).to_numpy()
     if col == icol:
-        ts = res.rows.groupby("frame", sort=True)["timestamp"].first().reindex(dur.index).to_numpy()
         count = len(detect_blinks(ts, per.to_numpy(np.float64)))
         method = f"{icol} >= {BLINK_THRESHOLD:g} for at most {MAX_BLINK_S:g} s (libreface.blinks)"
     else:
-        count = len(runs((per == 1).to_numpy()))
-        method = f"runs of {pcol} = 1"
+        count = len(detect_blinks_from_occurrence(ts, per.to_numpy(np.float64)))
+        method = f"{pcol} = 1 for at most {MAX_BLINK_S:g} s (libreface.blinks; the CSV has no AU45 intensity)"
     return {"count": count, "per_minute": blink_rate_per_min(count, st), "method": method}
