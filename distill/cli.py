@@ -109,7 +109,8 @@ def _scaling(args: argparse.Namespace) -> int:
             path, *rest = item.split(":")
             swin.append(HistorySpec(path, int(rest[0]) if rest else 0, float(rest[1]) if len(rest) > 1 else 0.0))
     result = study(args.mae, swin if swin is not None else SWIN_HISTORIES, args.bar or BAR_HISTORY,
-                   prepared=args.prepared, finetune=args.finetune, threads=args.threads)
+                   prepared=args.prepared, finetune=args.finetune, threads=args.threads,
+                   finetune_epochs=args.finetune_epochs)
     for path in write_report(result, args.out):
         print(path)
     return 0
@@ -239,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--bar", default=None, help="the best student's history jsonl (default: reports/v6/history_au_r10t.v6.jsonl)")
     q.add_argument("--finetune", type=Path, default=None,
                    help="probe each snapshot by this fine-tune config (e.g. distill/configs/teacher_mae_probe.yaml) "
-                        "instead of a linear probe")
+                        "as a second curve beside the linear probe")
+    q.add_argument("--finetune-epochs", nargs="*", type=int, default=None, metavar="EPOCH",
+                   help="with --finetune: the snapshots to fine-tune (default: every one; each fine-tune is a run "
+                        "of its own, reused once finished)")
     q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
     q.add_argument("--threads", type=int, default=2, help="torch threads")
     q.add_argument("--out", type=Path, default=Path("reports/scaling"), help="report folder")

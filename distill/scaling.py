@@ -163,14 +163,17 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray, 
     return float((pred == valid_y.argmax(1)).mean())
 
 
-def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = None, threads: int = 2) -> Curve:
-    """Probe every snapshot of MAE run `run` (linear probe, or a fine-tune with config `finetune`)."""
+def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = None, threads: int = 2,
+              epochs: list[int] | None = None) -> Curve:
+    """Probe the snapshots of MAE run `run` (linear probe, or a fine-tune with config `finetune`); `epochs` picks
+    the snapshots (default: every one). A fine-tune is a training run of its own (`<config name>_<run>_e<epoch>`),
+    resumable and reused once finished."""
     from ._torch import seed_everything, torch
     from .dataset import build_tables
     from .paths import cache_dir
     from .train import TrainConfig, build_model, load_run, run_dir, train
 
-    snaps = snapshots(run)
+    snaps = [(e, p) for e, p in snapshots(run) if epochs is None or e in epochs]
     if not snaps:
         raise FileNotFoundError(f"{run_dir(run)}: no snapshot_e*.pt (set `snapshots:` in the MAE config and train it)")
     points: list[Point] = []
@@ -289,14 +292,18 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
 
 
 def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_history: str | Path = BAR_HISTORY,
-          prepared: Path | None = None, finetune: Path | None = None, threads: int = 2) -> dict:
-    """Measure every direction; returns the report as a dict (see `write_report`)."""
+          prepared: Path | None = None, finetune: Path | None = None, threads: int = 2,
+          finetune_epochs: list[int] | None = None) -> dict:
+    """Measure every direction; returns the report as a dict (see `write_report`). Each MAE run gets its linear-probe
+    curve and, with `finetune`, a fine-tune curve over the snapshots `finetune_epochs` (default: every one)."""
     bar_name, bar = bar_from_history(bar_history)
     target = bar + TARGET_MARGIN
     curves, pending = [], []
     for run in mae_runs:
         try:
-            curves.append(mae_curve(run, prepared, finetune, threads))
+            curves.append(mae_curve(run, prepared, None, threads))
+            if finetune:
+                curves.append(mae_curve(run, prepared, finetune, threads, finetune_epochs))
         except FileNotFoundError:
             pending.append(f"MAE-ViT ({run}): not measured yet (no snapshot in `<cache>/runs/{run}/` so far).")
     for spec in SWIN_HISTORIES if swin is None else swin:

@@ -275,8 +275,9 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     cache = Path(smoke["weights"][0]).parent.parent / "cache"
     monkeypatch.setenv("LIBREFACE_CACHE", str(cache))
     cfg = TrainConfig.from_yaml(CONFIGS / "pretrain_mae_v2.yaml")
-    assert cfg.extra_train == ["valid"] and 200 in cfg.snapshots and cfg.amp == "auto"
-    cfg = replace(cfg, name="smoke_mae_snap.v0", epochs=1, batch_size=32, limit=48, snapshots=[1, 2, 5], warmup_epochs=0)
+    assert cfg.extra_train == ["valid", "videos"] and 200 in cfg.snapshots and cfg.amp == "auto"
+    cfg = replace(cfg, name="smoke_mae_snap.v0", epochs=1, batch_size=32, limit=48, snapshots=[1, 2, 5], warmup_epochs=0,
+                  extra_train=["valid"])  # the smoke fixtures have no videos
     out = train(cfg)
     assert [e for e, _ in snapshots(cfg.name)] == [1]
     (out / "done.json").unlink()  # as if stopped after epoch 1 of 2: the same command resumes from last.pt
@@ -300,6 +301,13 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     assert result["bar"] == {"model": "best.v0", "valid_accuracy": 0.848, "source": str(bar)}
     paths = write_report(result, tmp_path / "scaling")
     assert all(p.stat().st_size > 0 for p in paths) and "84.8 %" in paths[1].read_text()
+    # a fine-tune curve beside the linear probe, on the snapshots asked for only
+    result = study([cfg.name], [], bar, prepared=cache / "prepared", finetune=CONFIGS / "teacher_mae_probe.yaml",
+                   finetune_epochs=[2])
+    linear, tuned = result["curves"]
+    assert linear["probe"] == "linear probe" and [p["epochs"] for p in linear["points"]] == [1, 2]
+    assert tuned["probe"].startswith("fine-tune") and [p["epochs"] for p in tuned["points"]] == [2]
+    assert 0 <= tuned["points"][0]["valid_accuracy"] <= 1
 
 
 def test_au_sets_name_openfaces_columns_and_map_shared_aus_by_name():
