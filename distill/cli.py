@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, recover, finetune-heads, add-aus, scaling, au-geometry, robustness.
+export, recover, finetune-heads, add-aus, scaling, au-geometry, robustness, pack.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -36,10 +36,23 @@ def _prepare(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
-    cfg = TrainConfig.from_yaml(args.config, epochs=args.epochs, limit=args.limit, threads=args.threads)
+    cfg = TrainConfig.from_yaml(args.config, epochs=args.epochs, limit=args.limit, threads=args.threads,
+                                max_minutes=args.max_minutes, device=args.device,
+                                prepared=str(args.prepared) if args.prepared else None, init_from=args.init_from)
     if args.stage and cfg.stage != args.stage:
         raise SystemExit(f"libreface-distill: {args.config} is a {cfg.stage!r} config, not {args.stage!r}")
     print(train(cfg))
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from .pack import pack
+    from .paths import cache_dir
+
+    result = pack(args.prepared or cache_dir() / "prepared", args.out, quality=None if args.quality == "lossless"
+                  else int(args.quality), max_mib=args.max_mib)
+    print(f"{args.out}: {result['mib']} MiB, {result['rows']} faces, images {result['images']} "
+          f"(mean abs. pixel error {result['mean_abs_error']})")
     return 0
 
 
@@ -177,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
         q.add_argument("--limit", type=int, default=None, help="only the first N training rows")
         q.add_argument("--threads", type=int, default=None, help="torch threads")
+        q.add_argument("--max-minutes", type=float, default=None,
+                       help="stop after the epoch during which this wall-clock budget ran out (resumable; no done.json)")
+        q.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                       help="override the config's device (auto: a GPU where torch sees one)")
+        q.add_argument("--prepared", type=Path, default=None,
+                       help="prepared-data folder, e.g. an unpacked `pack` folder (default: the config's, else <cache>/prepared)")
+        q.add_argument("--init-from", default=None, metavar="RUN[@EPOCH]",
+                       help="override the config's init_from (e.g. the CPU MAE run instead of the GPU one)")
         q.set_defaults(func=_train, stage=stage)
     q = sub.add_parser("evaluate", help="JSON + Markdown report: FER+, CK+ held-out subjects, per-AU AUC/F1, speed")
     q.add_argument("--runs", nargs="*", default=[], help="training runs (torch checkpoints) to evaluate")
@@ -271,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--yaw-edges", type=float, nargs="+", default=[15.0, 30.0], metavar="DEG",
                    help="|yaw| bin edges in degrees for the real-pose bins")
     q.set_defaults(func=_robustness)
+
+    q = sub.add_parser("pack", help="a self-contained prepared folder (<= 64 MiB: FER+ Train/Valid, CK+ train and "
+                                    "validation subjects, videos; no test rows) for training on a GPU machine")
+    q.add_argument("--out", type=Path, required=True, help="the pack folder (a valid prepared folder: --prepared DIR)")
+    q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder to pack (default: <cache>/prepared)")
+    q.add_argument("--quality", default="95",
+                   help="WebP quality of the grey crops (1-100, lossy), or 'lossless' (does not fit 64 MiB for the "
+                        "full FER+ set)")
+    q.add_argument("--max-mib", type=float, default=64.0, help="refuse to write a pack larger than this")
+    q.set_defaults(func=_pack)
 
     q = sub.add_parser("smoke", help="the whole chain on generated fixtures in a few minutes (CI)")
     q.add_argument("--out", type=Path, required=True, help="folder for the fixtures, cache, weights and report")

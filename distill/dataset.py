@@ -94,7 +94,12 @@ def _table(p: PreparedSplit, source: str, aus: AUSet) -> Table:
     from .au_geometry import GEOMETRY_AUS, feature_array
 
     n = len(p)
-    geo = feature_array(p.landmarks) if p.landmarks is not None else np.full((n, len(GEOMETRY_AUS), 2), np.nan, np.float32)
+    if p.landmarks is not None:
+        geo = feature_array(p.landmarks)
+    elif p.geo_feat is not None:  # a `distill pack` split keeps the features, not the landmarks
+        geo = p.geo_feat.astype(np.float32)
+    else:
+        geo = np.full((n, len(GEOMETRY_AUS), 2), np.nan, np.float32)
     votes = p.votes.astype(np.float32)
     sums = votes.sum(1, keepdims=True)
     a = len(aus.occurrence)

@@ -27,19 +27,20 @@ def to_input(images):
 
 
 def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
-    """Run a torch model over a table (no augmentation). Returns numpy arrays:
+    """Run a torch model (on the CPU or a GPU) over a table (no augmentation). Returns numpy arrays:
     `expression` (N, 8) probabilities, `au_intensity` (N, A), `au_occurrence` (N, K) probabilities (the run's AU set,
     12 / 12 DISFA AUs by default)."""
     from ._torch import torch
 
     outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
     model.eval()
+    dev = next(model.parameters()).device  # inputs go where the model is (a GPU while training there)
     with torch.no_grad():
         for i in range(0, len(table), batch):
-            o = model(to_input(torch.from_numpy(table.images[i : i + batch])))
-            outs["expression"].append(torch.softmax(o["expr_logits"], 1).numpy())
-            outs["au_intensity"].append(o["au_intensity"].numpy())
-            outs["au_occurrence"].append(torch.sigmoid(o["occ_logits"]).numpy())
+            o = model(to_input(torch.from_numpy(table.images[i : i + batch])).to(dev))
+            outs["expression"].append(torch.softmax(o["expr_logits"], 1).float().cpu().numpy())
+            outs["au_intensity"].append(o["au_intensity"].float().cpu().numpy())
+            outs["au_occurrence"].append(torch.sigmoid(o["occ_logits"]).float().cpu().numpy())
     if not outs["expression"]:
         heads = model.heads
         widths = {"expression": heads.expr.out_features, "au_intensity": heads.au.out_features,

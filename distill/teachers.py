@@ -84,7 +84,7 @@ class ViTTeacher(Net):
         tokens = t.patch_embed(x) + t.pos_embed
         b, n, d = tokens.shape
         keep = max(1, int(round(n * (1 - mask_ratio))))
-        noise = torch.rand(b, n, generator=generator)
+        noise = torch.rand(b, n, generator=generator).to(x.device)  # drawn on the CPU generator on every device
         order = noise.argsort(dim=1)
         restore = order.argsort(dim=1)
         kept = torch.gather(tokens, 1, order[:, :keep, None].expand(-1, -1, d))
@@ -95,7 +95,7 @@ class ViTTeacher(Net):
         pred = self.dec_pred(self.dec_norm(self.dec_blocks(dec)))
         target = self._patchify_grey(x)
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
-        mask = torch.ones(b, n)
+        mask = torch.ones(b, n, device=x.device)
         mask[:, :keep] = 0
         mask = torch.gather(mask, 1, restore)
         per_patch = ((pred - target) ** 2).mean(-1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,157 +23,43 @@ from tqdm import tqdm
 
 from ._torch import seed_everything, torch
 from .augment import AugmentOptions, balanced_order, class_weights, occlude, relight, yaw_warp
+from .config import TrainConfig, prepared_dir, resolve_amp
 from .dataset import Table, build_tables
 from .labels import au_set, shared_au_columns
-from .losses import FeatureDistiller, LossWeights, task_loss
+from .losses import FeatureDistiller, task_loss
 from .metrics import task_metrics
-from .paths import cache_dir
 from .predict import NORM_MEAN, NORM_STD, predict, to_input
+from .runs import (_cpu, build_model, device_label, finished, load_run, resolve_device, run_dir,  # noqa: F401
+                   snapshot_path)
+
+__all__ = ["TrainConfig", "build_model", "finished", "load_run", "prepared_dir", "resolve_amp", "run_dir",
+           "snapshot_path", "train"]
 
 F = torch.nn.functional
 
 
-@dataclass
-class TrainConfig:
-    """One training stage (read from a YAML file in `distill/configs/`).
-
-    Attributes:
-        name: run name (folder under `<cache>/runs/`, and the model name's stem).
-        stage: "mae" (self-supervised pretraining), "teacher" or "student".
-        arch: a registered teacher (`swin`, `mae_vit`) or student (`au_r18`, `au_r10t`).
-        teachers: run names of the models this run distils from ([] = no distillation). Usually a student's
-            teachers; a transformer teacher may also learn from finished ResNet students (DeiT-style: the
-            convolutional students pass on their inductive bias, the transformer keeps its own view).
-        init_from: run whose weights initialise this one (MAE pretraining -> fine-tuning): "run" (its last
-            checkpoint) or "run@<epoch>" (its snapshot after that epoch).
-        aug: "strong" (flip, shift +-4 px, photometric, random erasing) or "kd" (the mirrored view
-            matching the stored teacher outputs, shift +-2 px, photometric).
-        ck_oversample: CK+ training rows are repeated this many times per epoch (they are few).
-        limit: use only the first `limit` training rows (smoke runs).
-        ablation: the run of the same student and schedule without distillation, which the model card and the
-            README compare this one with (default: the `_nokd` twin of the same version).
-        amp: "none" (float32), "bf16" (forward passes under bfloat16 autocast; weights, optimiser and losses in
-            float32) or "auto" (bf16 where the CPU has AVX-512 BF16 or AMX, see `resolve_amp`). About 2x faster per
-            ResNet-10-T epoch on CPUs with AMX or AVX-512 BF16 (`lscpu | grep amx_bf16`), slower on CPUs without them;
-            ~7 % less CPU time per MAE step of the ViT teacher on AVX-512 BF16 without AMX.
-        snapshots: epochs (1-based) after which a copy of the model is kept as `snapshot_e<epoch>.pt` in the run
-            folder, with the run's wall time so far (for `distill scaling`).
-        extra_train: more splits whose images join the training rows, only for the label-free "mae" stage: "valid"
-            (FER+ Valid) and/or "videos" (unlabelled frames sampled from the shared videos, `distill prepare --dataset
-            videos DIR`, see `distill.data.videos`); never a test split. A named split that is not prepared is an error.
-        yaw_deg, yaw_p, occlusion, occlusion_max_area, lighting: the filming augmentations of `distill.augment`
-            (`AugmentOptions`; all off by default): planar head-yaw warp up to +-`yaw_deg` on a share `yaw_p` of rows,
-            an occluder on a share `occlusion` (bounding box <= `occlusion_max_area` of the crop), relighting on a share
-            `lighting`.
-        balance: "none", "sampler" (rows drawn with replacement, weighted by their expression's class weight) or
-            "loss" (class-weighted expression loss); weights `augment.class_weights` from the training votes with
-            `balance_power` (0.5 = inverse square root of the frequency) and `balance_cap`.
-        aus: the AUs the heads learn (`labels.AU_SETS`): "disfa" (12 intensities and occurrences, every model up to v7's
-            trunk) or "openface" (OpenFace 2.2's 17 intensities and 18 occurrences, the runtime's full set).
-        au_sources: per AU, the AU teacher signal's source ({"AU04": "geometry", ...}; default {} = blendshapes for
-            all): see `dataset.build_tables` and `distill au-geometry`. Needs prepared data with landmarks.
-    """
-
-    name: str
-    stage: str
-    arch: str
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.5
-    seed: int = 0
-    threads: int = 2
-    aug: str = "strong"
-    ck_oversample: int = 4
-    mask_ratio: float = 0.75
-    teachers: list[str] = field(default_factory=list)
-    init_from: str | None = None
-    weights: dict = field(default_factory=dict)
-    limit: int | None = None
-    prepared: str | None = None
-    ablation: str | None = None
-    amp: str = "none"
-    snapshots: list[int] = field(default_factory=list)
-    extra_train: list[str] = field(default_factory=list)
-    yaw_deg: float = 0.0
-    yaw_p: float = 0.5
-    occlusion: float = 0.0
-    occlusion_max_area: float = 0.3
-    lighting: float = 0.0
-    balance: str = "none"
-    balance_power: float = 0.5
-    balance_cap: float = 5.0
-    au_sources: dict = field(default_factory=dict)
-    aus: str = "disfa"
-
-    @classmethod
-    def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
-        import yaml
-
-        d = yaml.safe_load(Path(path).read_text()) or {}
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        try:
-            return cls(**d)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-
-    def __post_init__(self) -> None:
-        if self.amp not in ("none", "bf16", "auto"):
-            raise ValueError(f"amp must be 'none', 'bf16' or 'auto', not {self.amp!r}")
-        if self.extra_train and (self.stage != "mae" or set(self.extra_train) - {"valid", "videos"}):
-            raise ValueError(f"extra_train {self.extra_train} is for label-free 'mae' stages and may name only 'valid' "
-                             "and/or 'videos'")
-        au_set(self.aus)
-        if self.balance not in ("none", "sampler", "loss"):
-            raise ValueError(f"balance must be 'none', 'sampler' or 'loss', not {self.balance!r}")
-
-    @property
-    def augment_options(self) -> AugmentOptions:
-        return AugmentOptions(self.yaw_deg, self.yaw_p, self.occlusion, self.occlusion_max_area, self.lighting)
-
-    @property
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(**self.weights)
-
-
-def run_dir(name: str) -> Path:
-    return cache_dir() / "runs" / name
-
-
-def snapshot_path(name: str, epoch: int) -> Path:
-    """`<cache>/runs/<name>/snapshot_e<epoch, 4 digits>.pt` (keys: model, epoch, wall_seconds, cpu_seconds: the
-    run's time so far; on a shared machine CPU seconds / threads is about the wall time the run would take alone)."""
-    return run_dir(name) / f"snapshot_e{epoch:04d}.pt"
-
-
-def resolve_amp(amp: str, cpuinfo: str | None = None) -> str:
-    """"auto" -> "bf16" where the CPU flags (`/proc/cpuinfo`, or `cpuinfo` given) include `avx512_bf16` or
-    `amx_bf16`, else "none"; "none" and "bf16" are returned as they are."""
-    if amp != "auto":
-        return amp
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    flags = set(cpuinfo.split())
-    return "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "none"
-
-
-def finished(name: str) -> dict:
-    """Run `name`'s `done.json` ({} while it is unfinished): epochs, best score and `wall_seconds` (the sum of its
-    epochs' times) for a trained run; `recovered_from` (and `wall_seconds` when its ONNX card kept it) for a run
-    rebuilt by `distill recover`."""
-    path = run_dir(name) / "done.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def prepared_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.prepared) if cfg.prepared else cache_dir() / "prepared"
+def param_groups(model, layer_decay: float | None, extra: list | None = None) -> list[dict]:
+    """AdamW parameter groups, each with an `lr_scale`: one group (scale 1) without `layer_decay`; with it, one group
+    per ViT depth (`ViTTeacher`: patch embedding = 0, block i = i + 1, the rest = L + 1, scale layer_decay ** (L + 1 -
+    depth)). `extra` parameters (the distiller's) join the top group."""
+    params = list(model.parameters()) + list(extra or [])
+    if layer_decay is None:
+        return [{"params": params, "lr_scale": 1.0}]
+    blocks = getattr(getattr(model, "trunk", None), "blocks", None)
+    if blocks is None or not hasattr(model.trunk, "patch_embed"):
+        raise ValueError(f"layer_decay needs a ViT encoder (model.trunk.blocks); {type(model).__name__} has none")
+    top = len(blocks) + 1
+    groups: dict[int, list] = {}
+    for name, p in model.named_parameters():
+        if name.startswith(("trunk.patch_embed", "trunk.pos_embed", "trunk.cls_token", "trunk.reg_token")):
+            depth = 0
+        elif name.startswith("trunk.blocks."):
+            depth = int(name.split(".")[2]) + 1
+        else:
+            depth = top
+        groups.setdefault(depth, []).append(p)
+    groups.setdefault(top, []).extend(extra or [])
+    return [{"params": groups[d], "lr_scale": layer_decay ** (top - d)} for d in sorted(groups)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,32 +140,6 @@ def epoch_order(t: Table, ck_oversample: int, rng: np.random.Generator,
 # models and checkpoints
 
 
-def build_model(cfg_or_arch: TrainConfig | str, stage: str | None = None):
-    from .students import STUDENTS, create_student
-    from .teachers import create_teacher
-
-    arch = cfg_or_arch.arch if isinstance(cfg_or_arch, TrainConfig) else cfg_or_arch
-    aus = au_set(cfg_or_arch.aus if isinstance(cfg_or_arch, TrainConfig) else "disfa")
-    heads = {"n_au": len(aus.intensity), "n_occ": len(aus.occurrence)}
-    return create_student(arch, **heads) if arch in STUDENTS else create_teacher(arch, **heads)
-
-
-def load_run(name: str, which: str = "best"):
-    """(model in eval mode, config) of a finished or running run."""
-    import yaml
-
-    d = run_dir(name)
-    cfg = TrainConfig(**yaml.safe_load((d / "config.yaml").read_text()))
-    model = build_model(cfg)
-    path = d / f"{which}.pt"
-    if not path.exists():
-        path = d / "last.pt"
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, cfg
-
-
 def _float32(out: dict) -> dict:
     """A model's outputs (tensors, or lists of stage maps) cast to float32, for the losses."""
     return {k: [m.float() for m in v] if isinstance(v, list) else v.float() for k, v in out.items()}
@@ -351,9 +211,11 @@ def train(cfg: TrainConfig) -> Path:
     """Run (or resume) one stage; returns the run folder."""
     import yaml
 
+    t_start = time.time()
     out_dir = run_dir(cfg.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    recipe = {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}  # the budget belongs to the call, not the run
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     if (out_dir / "done.json").exists():
         print(f"{cfg.name}: already finished ({out_dir / 'done.json'})")
         return out_dir
@@ -384,18 +246,22 @@ def train(cfg: TrainConfig) -> Path:
         state = torch.load(path, map_location="cpu", weights_only=False)["model"]
         missing, unexpected = model.load_state_dict(state, strict=False)
         print(f"{cfg.name}: initialised from {cfg.init_from} ({len(missing)} new tensors)")
+    dev = resolve_device(cfg.device)
+    model.to(dev)
     w = cfg.loss_weights
     distiller, targets = None, []
     if cfg.stage != "mae" and cfg.teachers and (w.feat or w.emb or w.soft):
         with torch.no_grad():
-            probe = model(torch.zeros(1, 3, tr.images.shape[1], tr.images.shape[2]))
+            probe = model(torch.zeros(1, 3, tr.images.shape[1], tr.images.shape[2], device=dev))
         grids = [min(4, m.shape[-1]) for m in probe["maps"]]
         targets = [_load_targets(t, tr, grids) for t in cfg.teachers]
         for t in targets:  # the soft AU terms compare the AUs student and teacher share, by name
             t["meta"].update(shared_au_columns(aset, au_set(t["meta"].get("aus", "disfa"))))
         distiller = FeatureDistiller([m.shape[1] for m in probe["maps"]], model.embed_dim, [t["meta"] for t in targets])
+        distiller.to(dev)
     params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = param_groups(model, cfg.layer_decay, list(distiller.parameters()) if distiller else None)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(epoch_order(tr, cfg.ck_oversample, np.random.default_rng(0))) / cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
     start_epoch, best = 0, -1.0
@@ -411,10 +277,15 @@ def train(cfg: TrainConfig) -> Path:
         rng = np.random.default_rng()
         rng.bit_generator.state = st["np_rng"]
         print(f"{cfg.name}: resuming after epoch {st['epoch'] + 1}/{cfg.epochs}")
-    amp = resolve_amp(cfg.amp)
+    if dev.type == "cuda":
+        amp = "bf16" if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()) else "none"
+    else:
+        amp = resolve_amp(cfg.amp)
     if cfg.amp == "auto":
         print(f"{cfg.name}: amp auto -> {amp}")
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16")
+    device_name = device_label(dev)
+    print(f"{cfg.name}: training on {device_name}")
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16")
     wall_before = sum(h["seconds"] for h in _history(out_dir)[:start_epoch])
     cpu_before = sum(h.get("cpu_seconds", h["seconds"] * cfg.threads) for h in _history(out_dir)[:start_epoch])
     for epoch in range(start_epoch, cfg.epochs):
@@ -426,26 +297,27 @@ def train(cfg: TrainConfig) -> Path:
         for k, i in enumerate(bar):
             step = epoch * steps_per_epoch + k
             for group in opt.param_groups:
-                group["lr"] = _lr_at(step, total, warmup, cfg.lr)
+                group["lr"] = _lr_at(step, total, warmup, cfg.lr) * group.get("lr_scale", 1.0)
             idx = order[i : i + cfg.batch_size]
             imgs = torch.from_numpy(tr.images[idx])
             if cfg.stage == "mae":
-                x = augment(imgs, "kd", g, extra=extra)
+                x = augment(imgs, "kd", g, extra=extra).to(dev, non_blocking=True)
                 with autocast:
                     terms = {"mae": model.mae_loss(x, cfg.mask_ratio, generator=g).float()}
             else:
                 view = torch.rand(len(idx), generator=g) < 0.5 if targets else None
-                x = augment(imgs, cfg.aug, g, flip=view, extra=extra)
+                x = augment(imgs, cfg.aug, g, flip=view, extra=extra).to(dev, non_blocking=True)
                 with autocast:
                     out = model(x)
                 out = _float32(out)
-                terms = task_loss(out, _batch_labels(tr, idx, loss_w, aset.intensity_cols), w)
+                labels = {k: v.to(dev) for k, v in _batch_labels(tr, idx, loss_w, aset.intensity_cols).items()}
+                terms = task_loss(out, labels, w)
                 if distiller:
                     v = view.long()
                     ti = torch.from_numpy(idx)
                     batch_t = [{
-                        "maps": [m[v, ti] for m in t["maps"]],
-                        **{key: t[key][v, ti] for key in ("emb", "expr_logits", "au_intensity", "occ_prob")},
+                        "maps": [m[v, ti].to(dev) for m in t["maps"]],
+                        **{key: t[key][v, ti].to(dev) for key in ("emb", "expr_logits", "au_intensity", "occ_prob")},
                     } for t in targets]
                     terms.update(distiller(out, batch_t, w))
             loss = sum(terms.values())
@@ -453,12 +325,14 @@ def train(cfg: TrainConfig) -> Path:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
-            for key, val in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(val.detach())
+            for key, val in terms.items():  # on a GPU the sums stay there (no wait for the device every step)
+                acc = float(val.detach()) if dev.type == "cpu" else val.detach().double()
+                sums[key] = sums.get(key, 0.0) + acc
             if k % 20 == 0:
                 bar.set_postfix({key: f"{val / (k + 1):.3f}" for key, val in sums.items()})
+        sums = {key: float(val) for key, val in sums.items()}
         rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
-               **{f"loss_{key}": round(val / (k + 1), 4) for key, val in sums.items()}}
+               **{f"loss_{key}": round(val / (k + 1), 4) for key, val in sums.items()}, "device": device_name}
         if cfg.stage != "mae" and "valid" in tables:
             model.eval()
             metrics = task_metrics(predict(model, tables["valid"]), tables["valid"], aus=aset)
@@ -469,22 +343,26 @@ def train(cfg: TrainConfig) -> Path:
         wall_before, cpu_before = wall_before + rec["seconds"], cpu_before + rec["cpu_seconds"]
         if epoch + 1 in cfg.snapshots:
             snap = snapshot_path(cfg.name, epoch + 1)
-            torch.save({"model": model.state_dict(), "epoch": epoch + 1, "wall_seconds": round(wall_before, 1),
+            torch.save({"model": _cpu(model.state_dict()), "epoch": epoch + 1, "wall_seconds": round(wall_before, 1),
                         "cpu_seconds": round(cpu_before, 1)},
                        snap.with_suffix(".partial"))
             snap.with_suffix(".partial").replace(snap)
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": max(best, score),
-                 "distiller": distiller.state_dict() if distiller else None,
+        state = {"model": _cpu(model.state_dict()), "opt": _cpu(opt.state_dict()), "epoch": epoch, "best": max(best, score),
+                 "distiller": _cpu(distiller.state_dict()) if distiller else None,
                  "torch_rng": g.get_state(), "np_rng": rng.bit_generator.state}
         if score > best:
             best = score
-            torch.save({"model": model.state_dict(), "epoch": epoch, "score": score}, out_dir / "best.pt.partial")
+            torch.save({"model": _cpu(model.state_dict()), "epoch": epoch, "score": score}, out_dir / "best.pt.partial")
             (out_dir / "best.pt.partial").replace(out_dir / "best.pt")
         torch.save(state, out_dir / "last.pt.partial")
         (out_dir / "last.pt.partial").replace(last)
         with open(out_dir / "history.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
+        if cfg.max_minutes is not None and epoch + 1 < cfg.epochs and time.time() - t_start > cfg.max_minutes * 60:
+            print(f"{cfg.name}: stopped after epoch {epoch + 1}/{cfg.epochs}: the {cfg.max_minutes:g}-minute budget ran "
+                  f"out; the same command resumes from {last}", flush=True)
+            return out_dir
     hist = _history(out_dir)
     done = {"epochs": cfg.epochs, "best": best, "wall_seconds": round(sum(h["seconds"] for h in hist), 1)}
     (out_dir / "done.json").write_text(json.dumps(done, indent=1))

@@ -55,6 +55,9 @@ class PreparedSplit:
     # (N, 478, 3) float32 MediaPipe landmarks in source-image px (x, y, z), NaN when missed; None in caches
     # prepared before landmarks were stored (for `distill.au_geometry`)
     landmarks: np.ndarray | None = None
+    # (N, 3, 2) float32 landmark-geometry features (`au_geometry.feature_array`) kept instead of the landmarks by
+    # `distill pack`; None otherwise
+    geo_feat: np.ndarray | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,11 +67,31 @@ class PreparedSplit:
 
     @classmethod
     def load(cls, path: Path) -> "PreparedSplit":
+        """Read a split; a `distill pack` split (WebP grey crops, `crops_webp` + `crops_offsets`) is decoded to the
+        same (N, S, S, 3) layout (R = G = B = the grey crop)."""
         z = np.load(path, allow_pickle=False)
-        return cls(**{k: z[k] for k in cls.__dataclass_fields__ if k in z.files or k != "landmarks"})
+        optional = ("landmarks", "geo_feat")
+        packed = "crops" not in z.files and "crops_webp" in z.files
+        d = {k: z[k] for k in cls.__dataclass_fields__ if k in z.files or k not in optional and not (packed and k == "crops")}
+        if packed:
+            d["crops"] = np.repeat(decode_crops(z["crops_webp"], z["crops_offsets"], path)[..., None], 3, axis=-1)
+        return cls(**d)
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+def decode_crops(data: np.ndarray, offsets: np.ndarray, path: Path | str = "") -> np.ndarray:
+    """(bytes,) uint8 concatenated WebP images + (N + 1,) int64 offsets -> (N, S, S) uint8 grey crops (`distill pack`)."""
+    import io
+
+    from PIL import Image, features
+
+    if not features.check("webp"):
+        raise RuntimeError(f"{path}: packed WebP crops, but this Pillow cannot decode WebP")
+    buf = data.tobytes()
+    out = [np.asarray(Image.open(io.BytesIO(buf[a:b])).convert("L")) for a, b in zip(offsets[:-1], offsets[1:])]
+    return np.stack(out) if out else np.zeros((0, 0, 0), np.uint8)
 
 
 def _context_image(rgb: np.ndarray) -> tuple[np.ndarray, float, int]:
