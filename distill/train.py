@@ -264,7 +264,7 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(epoch_order(tr, cfg.ck_oversample, np.random.default_rng(0))) / cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
-    start_epoch, best = 0, -1.0
+    start_epoch, best = 0, -math.inf  # MAE scores are -loss: any first epoch is the best so far
     last = out_dir / "last.pt"
     if last.exists():
         st = torch.load(last, map_location="cpu", weights_only=False)
