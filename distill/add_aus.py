@@ -32,7 +32,7 @@ import numpy as np
 
 from .data.prepare import CK_AUS, PreparedSplit
 from .data.records import EXPRESSIONS
-from .dataset import LUMA, PSEUDO_OCCURRENCE_WEIGHT, ck_split
+from .dataset import PSEUDO_OCCURRENCE_WEIGHT, ck_split, grey_crops
 from .labels import (AU_BLENDSHAPES, OPENFACE_AU_INTENSITY, OPENFACE_AU_OCCURRENCE, au_name, au_scores,
                      fit_calibration)
 from .metrics import _auc
@@ -84,23 +84,19 @@ def load_rows(prepared: Path) -> Rows:
         part = np.array([f"ck_{s}" for s in ck_split(p.subjects.astype(str))]) if tag == "ck" else np.array([tag] * len(p))
         votes = p.votes.astype(np.float32)
         neutral = (votes.sum(1) > 0) & (votes.argmax(1) == EXPRESSIONS.index("neutral")) & (tag != "ck")
-        grey = np.clip(np.rint(p.crops.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
+        grey = grey_crops(p.crops)
         parts.append(Rows(grey, p.blendshapes.astype(np.float32), au_scores(p.blendshapes, NEW_AUS), human,
                           p.au_occurrence.astype(np.int8), p.subjects.astype(str), part, neutral))
     return Rows(**{k: np.concatenate([getattr(r, k) for r in parts]) for k in Rows.__dataclass_fields__})
 
 
-def run_model(path: Path, grey: np.ndarray, mirror: bool, threads: int = 2, batch: int = 256) -> dict[str, np.ndarray]:
-    """The runtime's session on (N, S, S) grey crops -> its output arrays (see `StudentModel.run`)."""
+def run_model(path: Path, grey: np.ndarray, mirror: bool, threads: int = 2) -> dict[str, np.ndarray]:
+    """The runtime's session on (N, S, S) grey crops -> its output arrays (`predict.run_grey`)."""
     from libreface.models.session import StudentModel
 
-    model = StudentModel(path, threads=threads, mirror=mirror)
-    outs: dict[str, list] = {}
-    for i in range(0, len(grey), batch):
-        o = model.run_crops(np.repeat(grey[i : i + batch, ..., None], 3, axis=-1))
-        for k, v in o.items():
-            outs.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in outs.items()}
+    from .predict import run_grey
+
+    return run_grey(StudentModel(path, threads=threads, mirror=mirror), grey)
 
 
 def _mapping_probability(intensity: np.ndarray, human: np.ndarray) -> dict:

@@ -86,7 +86,9 @@ class Table:
         return Table(**{k: np.concatenate([getattr(t, k) for t in tables]) for k in tables[0].__dict__})
 
 
-def _grey(crops: np.ndarray) -> np.ndarray:
+def grey_crops(crops: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 RGB prepared crops -> (N, S, S) uint8 grey (rounded luma): the images of every table, and of
+    every tool that scores prepared crops outside a table (add-aus, robustness, pack)."""
     return np.clip(np.rint(crops.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
 
 
@@ -108,7 +110,7 @@ def _table(p: PreparedSplit, source: str, aus: AUSet) -> Table:
         if au in CK_AUS:
             human[:, j] = p.au_occurrence[:, CK_AUS.index(au)]
     return Table(
-        images=_grey(p.crops),
+        images=grey_crops(p.crops),
         expr=np.where(sums > 0, votes / np.maximum(sums, 1e-6), 0).astype(np.float32),
         expr_mask=(sums[:, 0] > 0),
         au=np.full((n, a), np.nan, np.float32),

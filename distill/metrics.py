@@ -13,6 +13,8 @@ What each number is measured against:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .data.records import EXPRESSIONS
@@ -31,6 +33,48 @@ def _macro_f1(y: np.ndarray, p: np.ndarray, n: int) -> float:
         if np.sum(y == c) > 0:
             f1s.append(2 * tp / denom if denom else 0.0)
     return float(np.mean(f1s)) if f1s else float("nan")
+
+
+@dataclass
+class Scores:
+    """Expression scores of one model on one set of faces.
+
+    Attributes:
+        n: faces scored.
+        accuracy: share of faces whose arg-max is the majority vote (NaN when n = 0).
+        macro_f1: mean F1 over the classes present among the labels (NaN when n = 0).
+        recall: (C,) per-class recall (NaN for a class with no face).
+        class_n: (C,) faces per class (by label).
+    """
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    recall: np.ndarray
+    class_n: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "accuracy": _nan_none(self.accuracy), "macro_f1": _nan_none(self.macro_f1),
+                "recall": {c: _nan_none(r) for c, r in zip(EXPRESSIONS, self.recall)},
+                "class_n": {c: int(k) for c, k in zip(EXPRESSIONS, self.class_n)}}
+
+
+def _nan_none(v: float) -> float | None:
+    return None if np.isnan(v) else float(v)
+
+
+def score(y: np.ndarray, p: np.ndarray, n_classes: int = len(EXPRESSIONS)) -> Scores:
+    """Accuracy, macro-F1 and per-class recall of (N,) int predicted classes `p` against (N,) int labels `y`."""
+    y, p = np.asarray(y, np.int64), np.asarray(p, np.int64)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"labels {y.shape} and predictions {p.shape} must be two equal 1-D arrays")
+    class_n = np.bincount(y, minlength=n_classes)[:n_classes]
+    hits = np.bincount(y[y == p], minlength=n_classes)[:n_classes]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(class_n > 0, hits / class_n, np.nan)
+    n = len(y)
+    return Scores(n, float((y == p).mean()) if n else float("nan"), _macro_f1(y, p, n_classes) if n else float("nan"),
+                  recall.astype(np.float64), class_n.astype(np.int64))
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -62,12 +106,12 @@ def task_metrics(pred: dict[str, np.ndarray], table: Table, au_threshold: float 
     if fer.any():
         y = table.expr[fer].argmax(1)
         p = pred["expression"][fer].argmax(1)
-        m["fer_accuracy"] = float((y == p).mean())
-        m["fer_macro_f1"] = _macro_f1(y, p, len(EXPRESSIONS))
-        m["fer_n"] = int(fer.sum())
+        sc = score(y, p)
+        m["fer_accuracy"] = sc.accuracy
+        m["fer_macro_f1"] = sc.macro_f1
+        m["fer_n"] = sc.n
         m["fer_confusion"] = np.bincount(y * len(EXPRESSIONS) + p, minlength=len(EXPRESSIONS) ** 2).reshape(8, 8).tolist()
-        m["fer_recall"] = {c: {"n": int((y == k).sum()), "recall": float((p[y == k] == k).mean()) if (y == k).any() else float("nan")}
-                           for k, c in enumerate(EXPRESSIONS)}
+        m["fer_recall"] = {c: {"n": int(sc.class_n[k]), "recall": float(sc.recall[k])} for k, c in enumerate(EXPRESSIONS)}
     ck = (table.source == "ckplus") & table.expr_mask
     if ck.any():
         y = table.expr[ck].argmax(1)

@@ -27,17 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from .data.prepare import PreparedSplit, decode_crops
-from .dataset import LUMA, ck_split
+from .dataset import ck_split, grey_crops
 
 SPLITS = (("ferplus", "train"), ("ferplus", "valid"), ("ckplus", "train"), ("videos", "train"))
 """(dataset, split) files a pack takes from the prepared folder, where present (FER+ Test never)."""
 
 KEPT = ("keys", "detected", "blendshapes", "pose_deg", "votes", "au_occurrence", "au_intensity", "subjects")
-
-
-def grey(crops: np.ndarray) -> np.ndarray:
-    """(N, S, S, 3) uint8 RGB -> (N, S, S) uint8 grey, exactly as `dataset.build_tables` makes its images."""
-    return np.clip(np.rint(crops.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
 
 
 def encode_crops(images: np.ndarray, quality: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +103,7 @@ def pack(prepared: Path, out: Path, quality: int | None = 95, max_mib: float = 6
         keep = np.arange(len(p))
         if dataset == "ckplus":  # the CK+ test subjects stay out
             keep = np.flatnonzero(ck_split(p.subjects.astype(str)) != "test")
-        g = grey(p.crops[keep])
+        g = grey_crops(p.crops[keep])
         data, offsets = encode_crops(g, quality)
         back = decode_crops(data, offsets, src) if len(g) else g
         err = np.abs(back.astype(np.int16) - g)

@@ -49,6 +49,30 @@ def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
+def run_grey(model, grey: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+    """A runtime `StudentModel` (`libreface.models.session`) on (N, S, S) uint8 grey crops, in batches; crops whose side
+    is not the card's input size are resized to it first (area when shrinking, linear when growing).
+
+    Returns:
+        the model's output arrays (`StudentModel.run`: `au_intensity` (N, A), `au_occurrence` (N, K), `expression`
+        (N, 8), `features` (N, D)), in the card's column order.
+    """
+    s = model.card.input_size
+    outs: dict[str, list] = {}
+    for i in range(0, len(grey), batch):
+        g = grey[i : i + batch]
+        if g.shape[1] != s:
+            import cv2
+
+            interp = cv2.INTER_AREA if g.shape[1] > s else cv2.INTER_LINEAR
+            g = np.stack([cv2.resize(im, (s, s), interpolation=interp) for im in g])
+        for k, v in model.run_crops(np.repeat(g[..., None], 3, axis=-1)).items():
+            outs.setdefault(k, []).append(v)
+    if not outs:
+        return model.run(np.zeros((0, 3, s, s), np.float32))
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
 def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror: bool = False,
                  aus: str = "disfa") -> dict[str, np.ndarray]:
     """Run an exported ONNX student (through the runtime's own session and preprocessing) over a table;
@@ -63,13 +87,8 @@ def onnx_predict(path, table: Table, threads: int = 2, batch: int = 256, mirror:
     model = StudentModel(path, threads=threads, mirror=mirror)
     cols = {"au_intensity": [model.card.au_intensity.index(n) for n in a.intensity_names],
             "au_occurrence": [model.card.au_occurrence.index(n) for n in a.occurrence_names]}
-    outs: dict[str, list] = {"expression": [], "au_intensity": [], "au_occurrence": []}
-    for i in range(0, len(table), batch):
-        g = table.images[i : i + batch]
-        o = model.run_crops(np.repeat(g[..., None], 3, axis=-1))
-        for k in outs:
-            outs[k].append(o[k][:, cols[k]] if k in cols else o[k])
-    return {k: np.concatenate(v) for k, v in outs.items()}
+    o = run_grey(model, table.images, batch)
+    return {"expression": o["expression"], **{k: o[k][:, c] for k, c in cols.items()}}
 
 
 def select_aus(pred: dict[str, np.ndarray], have: str, want: str) -> dict[str, np.ndarray]:

@@ -18,16 +18,15 @@ Metrics are against the FER+ majority vote (first maximum of the 10 annotators' 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .data.records import EXPRESSIONS
-from .metrics import _macro_f1
+from .evaluate import _fmt
+from .metrics import score
 
 YAW_EDGES_DEG = (15.0, 30.0)
 """|yaw| bin edges, degrees: < 15, 15..30, >= 30 (and `no pose`)."""
@@ -35,48 +34,6 @@ YAW_EDGES_DEG = (15.0, 30.0)
 SYNTHETIC = {"yaw warp 30°": 30.0, "yaw warp 45°": 45.0, "occlusion": None, "lighting": None}
 """Synthetic conditions (name -> fixed yaw in degrees for the warps)."""
 NO_POSE = "no pose"
-
-
-@dataclass
-class Scores:
-    """Expression scores of one model on one set of faces.
-
-    Attributes:
-        n: faces scored.
-        accuracy: share of faces whose arg-max is the majority vote (NaN when n = 0).
-        macro_f1: mean F1 over the classes present among the labels (NaN when n = 0).
-        recall: (C,) per-class recall (NaN for a class with no face).
-        class_n: (C,) faces per class (by label).
-    """
-
-    n: int
-    accuracy: float
-    macro_f1: float
-    recall: np.ndarray
-    class_n: np.ndarray
-
-    def to_dict(self) -> dict:
-        return {"n": self.n, "accuracy": _nan_none(self.accuracy), "macro_f1": _nan_none(self.macro_f1),
-                "recall": {c: _nan_none(r) for c, r in zip(EXPRESSIONS, self.recall)},
-                "class_n": {c: int(k) for c, k in zip(EXPRESSIONS, self.class_n)}}
-
-
-def _nan_none(v: float) -> float | None:
-    return None if np.isnan(v) else float(v)
-
-
-def score(y: np.ndarray, p: np.ndarray, n_classes: int = len(EXPRESSIONS)) -> Scores:
-    """Accuracy, macro-F1 and per-class recall of (N,) int predicted classes `p` against (N,) int labels `y`."""
-    y, p = np.asarray(y, np.int64), np.asarray(p, np.int64)
-    if y.shape != p.shape or y.ndim != 1:
-        raise ValueError(f"labels {y.shape} and predictions {p.shape} must be two equal 1-D arrays")
-    class_n = np.bincount(y, minlength=n_classes)[:n_classes]
-    hits = np.bincount(y[y == p], minlength=n_classes)[:n_classes]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(class_n > 0, hits / class_n, np.nan)
-    n = len(y)
-    return Scores(n, float((y == p).mean()) if n else float("nan"), _macro_f1(y, p, n_classes) if n else float("nan"),
-                  recall.astype(np.float64), class_n.astype(np.int64))
 
 
 def yaw_bins(yaw_deg: np.ndarray, edges: tuple[float, ...] = YAW_EDGES_DEG) -> tuple[np.ndarray, list[str]]:
@@ -112,35 +69,18 @@ def perturb(images: np.ndarray, condition: str, seed: int) -> np.ndarray:
     return np.clip(np.rint(y.numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
-def _classes(model, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(N, S, S) uint8 grey crops -> (N,) arg-max expression of a `StudentModel` (resized to the card's input size)."""
-    s = model.card.input_size
-    out = []
-    for i in range(0, len(images), batch):
-        g = images[i : i + batch]
-        if g.shape[1] != s:
-            import cv2
-
-            g = np.stack([cv2.resize(im, (s, s), interpolation=cv2.INTER_AREA if g.shape[1] > s else cv2.INTER_LINEAR)
-                          for im in g])
-        out.append(model.run_crops(np.repeat(g[..., None], 3, axis=-1))["expression"].argmax(1))
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
-
-
 def load_split(prepared: Path, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """FER+ `split` of the prepared data -> ((N, S, S) uint8 grey crops, (N,) int majority-vote labels, (N,) yaw
     degrees, NaN when missed); only labelled faces, the first `limit` of them when given."""
     from .data.prepare import PreparedSplit
-    from .dataset import LUMA
+    from .dataset import grey_crops
 
     path = Path(prepared) / "ferplus" / f"{split}.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no prepared FER+ {split} split; run `libreface-distill prepare` first")
     p = PreparedSplit.load(path)
     rows = np.flatnonzero(p.votes.sum(1) > 0)[:limit]
-    # grey exactly as the training tables make it (`distill.dataset`: rounded luma of the RGB crop)
-    grey = np.clip(np.rint(p.crops[rows].astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
-    return grey, p.votes[rows].argmax(1), p.pose_deg[rows, 1].astype(np.float64)
+    return grey_crops(p.crops[rows]), p.votes[rows].argmax(1), p.pose_deg[rows, 1].astype(np.float64)
 
 
 def command_line(onnx: list, out, split: str, seed: int, limit: int | None, threads: int, prepared=None) -> str:
@@ -158,8 +98,10 @@ def report(onnx: list, out_dir, split: str = "valid", prepared=None, threads: in
     augmentations are chosen on; "test": scored once per shipped model). Writes `<out_dir>/robustness.json` and
     `<out_dir>/robustness.md` (each written to a temporary file first, then renamed). Returns the JSON's dict."""
     from libreface.models.session import StudentModel
+    from libreface.outputs.atomic import write_atomic
 
     from .paths import cache_dir
+    from .predict import run_grey
 
     if split not in ("valid", "test"):
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
@@ -182,7 +124,7 @@ def report(onnx: list, out_dir, split: str = "valid", prepared=None, threads: in
     rows = []
     for name, path in zip(names, onnx):
         model = StudentModel(Path(path), threads=threads)
-        preds = {c: _classes(model, v) for c, v in views.items()}
+        preds = {c: run_grey(model, v)["expression"].argmax(1) for c, v in views.items()}
         meta = {"model": name, "input_size": model.card.input_size, "color": model.card.color}
         rows.append({**meta, "condition": "clean", **score(y, preds["clean"]).to_dict()})
         for k, b in enumerate(bin_names):
@@ -197,19 +139,9 @@ def report(onnx: list, out_dir, split: str = "valid", prepared=None, threads: in
               "seconds": round(time.perf_counter() - t0, 1)}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "robustness.json", json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False))
-    _write_atomic(out_dir / "robustness.md", markdown(result))
+    write_atomic(out_dir / "robustness.json", json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False))
+    write_atomic(out_dir / "robustness.md", markdown(result))
     return result
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _pct(v) -> str:
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
 
 
 def markdown(result: dict) -> str:
@@ -245,7 +177,7 @@ def markdown(result: dict) -> str:
         for m in models:
             r, clean = by[(m, c["name"])], by[(m, "clean")]["accuracy"]
             d = "" if c["name"] == "clean" or r["n"] == 0 else f" ({100 * (r['accuracy'] - clean):+.1f})"
-            cells.append(_pct(r["accuracy"]) + d)
+            cells.append(_fmt(r["accuracy"]) + d)
         lines.append(f"| {c['name']} | {c['kind']} | {c['n']} | " + " | ".join(cells) + " |")
     for c in conds:
         first = by[(models[0], c["name"])]
@@ -254,6 +186,6 @@ def markdown(result: dict) -> str:
                   "|---|---:|---:|" + "---:|" * len(classes)]
         for m in models:
             r = by[(m, c["name"])]
-            lines.append(f"| {m} | {_pct(r['accuracy'])} | {_pct(r['macro_f1'])} | "
-                         + " | ".join(_pct(r["recall"][k]) for k in classes) + " |")
+            lines.append(f"| {m} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} | "
+                         + " | ".join(_fmt(r["recall"][k]) for k in classes) + " |")
     return "\n".join(lines) + "\n"
