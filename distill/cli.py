@@ -26,7 +26,8 @@ def _prepare(args: argparse.Namespace) -> int:
         on_miss = args.on_miss or ON_MISS.get(name, "mean-face")
         if name in ON_MISS and on_miss != ON_MISS[name]:
             raise SystemExit(f"libreface-distill: {name}: --on-miss must be {ON_MISS[name]!r} (unlabelled records)")
-        records = LOADERS[name](Path(root), fps=args.fps) if name == "videos" else LOADERS[name](Path(root))
+        kwargs = {"fps": args.fps} if name == "videos" and args.fps is not None else {}
+        records = LOADERS[name](Path(root), **kwargs)
         out = (args.out or cache_dir() / "prepared") / name
         report = prepare(records, out, size=args.size, on_miss=on_miss, jobs=args.jobs, limit=args.limit)
         print(f"{name}: {report['splits']} -> {out}")
@@ -156,7 +157,7 @@ def _robustness(args: argparse.Namespace) -> int:
     from .robustness import markdown, report
 
     result = report(args.onnx, args.out, split=args.split, prepared=args.prepared, threads=args.threads, seed=args.seed,
-                    limit=args.limit, yaw_edges=tuple(args.yaw_edges))
+                    limit=args.limit, **({"yaw_edges": tuple(args.yaw_edges)} if args.yaw_edges else {}))
     print(markdown(result))
     print(f"{args.out / 'robustness.json'}, {args.out / 'robustness.md'} ({result['seconds']} s)")
     return 0
@@ -174,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--size", type=int, default=64, help="crop side in pixels (the students' input size)")
     q.add_argument("--on-miss", choices=["mean-face", "drop"], default=None,
                    help="rule for faces the landmarker misses (default: drop for videos, mean-face for the others)")
-    q.add_argument("--fps", type=float, default=2.0, help="videos: frames sampled per second of video time")
+    q.add_argument("--fps", type=float, default=None,
+                   help="videos: frames sampled per second of video time (default: distill.data.videos.DEFAULT_FPS, 2)")
     q.add_argument("--jobs", type=int, default=2, help="landmarker processes")
     q.add_argument("--limit", type=int, default=None, help="only the first N records (smoke runs)")
     q.add_argument("--out", type=Path, default=None, help="output folder (default: <cache>/prepared)")
@@ -289,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
     q.add_argument("--seed", type=int, default=0, help="seed of the synthetic perturbations")
     q.add_argument("--limit", type=int, default=None, help="only the first N labelled faces (smoke runs)")
-    q.add_argument("--yaw-edges", type=float, nargs="+", default=[15.0, 30.0], metavar="DEG",
-                   help="|yaw| bin edges in degrees for the real-pose bins")
+    q.add_argument("--yaw-edges", type=float, nargs="+", default=None, metavar="DEG",
+                   help="|yaw| bin edges in degrees for the real-pose bins (default: robustness.YAW_EDGES_DEG, 15 30)")
     q.set_defaults(func=_robustness)
 
     q = sub.add_parser("pack", help="a self-contained prepared folder (<= 64 MiB: FER+ Train/Valid, CK+ train and "
