@@ -261,12 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--swin", nargs="*", default=None, metavar="JSONL[:EPOCH_OFFSET[:WALL_OFFSET_S]]",
                    help="Swin per-epoch histories (default: reports/v5/history_teacher_swin.v3.jsonl after teacher_swin.v2)")
     q.add_argument("--bar", default=None, help="the best student's history jsonl (default: reports/v6/history_au_r10t.v6.jsonl)")
-    q.add_argument("--finetune", type=Path, default=None,
-                   help="probe each snapshot by this fine-tune config (e.g. distill/configs/teacher_mae_probe.yaml) "
-                        "as a second curve beside the linear probe")
+    q.add_argument("--finetune", type=Path, nargs="+", default=None, metavar="CONFIG",
+                   help="probe the snapshots by these fine-tune configs (e.g. distill/configs/teacher_mae_probe.yaml), "
+                        "a curve per config beside the linear probe")
     q.add_argument("--finetune-epochs", nargs="*", type=int, default=None, metavar="EPOCH",
                    help="with --finetune: the snapshots to fine-tune (default: every one; each fine-tune is a run "
-                        "of its own, reused once finished)")
+                        "of its own, reused once finished and kept on its curve)")
     q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
     q.add_argument("--threads", type=int, default=2, help="torch threads")
     q.add_argument("--out", type=Path, default=Path("reports/scaling"), help="report folder")

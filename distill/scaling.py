@@ -4,8 +4,8 @@ Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accur
 
 * MAE-ViT: every snapshot an MAE run kept (`snapshots:` in its config, `<cache>/runs/<run>/snapshot_e*.pt`) is probed,
   either by a linear probe (multinomial logistic regression on the frozen, mean-pooled encoder features, trained on
-  the FER+ Train vote distributions) or by a short fine-tune (`--finetune distill/configs/teacher_mae_probe.yaml`,
-  best validation epoch). A linear probe measures the encoder, not a teacher: it is compared with its own trend only.
+  the FER+ Train vote distributions) or by a short fine-tune (`--finetune distill/configs/teacher_mae_probe.yaml [teacher_mae_probe_deit.yaml ...]`, one curve
+  per config, best validation epoch). A linear probe measures the encoder, not a teacher: it is compared with its own trend only.
 * Swin: the per-epoch validation history committed in `reports/` (a run that continued an earlier one carries that
   run's epochs and wall time as offsets).
 
@@ -118,7 +118,7 @@ def bar_from_history(path: str | Path) -> tuple[str, float]:
 
 def snapshots(run: str) -> list[tuple[int, Path]]:
     """(epoch, path) of every snapshot run `run` kept, by epoch."""
-    from .train import run_dir
+    from .runs import run_dir
 
     found = [(int(m.group(1)), p) for p in run_dir(run).glob("snapshot_e*.pt") if (m := re.search(r"_e(\d+)\.pt$", p.name))]
     return sorted(found)
@@ -167,21 +167,26 @@ def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = No
               epochs: list[int] | None = None) -> Curve:
     """Probe the snapshots of MAE run `run` (linear probe, or a fine-tune with config `finetune`); `epochs` picks
     the snapshots (default: every one). A fine-tune is a training run of its own (`<config name>_<run>_e<epoch>`),
-    resumable and reused once finished."""
+    resumable and reused once finished; finished fine-tunes of snapshots outside `epochs` stay on the curve."""
     from ._torch import seed_everything, torch
     from .dataset import build_tables
     from .paths import cache_dir
-    from .train import TrainConfig, build_model, load_run, run_dir, train
+    from .config import TrainConfig
+    from .runs import build_model, finished, load_run, run_dir
+    from .train import train
 
-    snaps = [(e, p) for e, p in snapshots(run) if epochs is None or e in epochs]
+    every = snapshots(run)
+    snaps = [(e, p) for e, p in every if epochs is None or e in epochs]
     if not snaps:
         raise FileNotFoundError(f"{run_dir(run)}: no snapshot_e*.pt (set `snapshots:` in the MAE config and train it)")
     points: list[Point] = []
     if finetune:
-        for epoch, path in snaps:
+        base = TrainConfig.from_yaml(finetune, prepared=str(prepared) if prepared else None, threads=threads)
+        for epoch, path in every:
+            cfg = TrainConfig(**{**asdict(base), "name": f"{base.name}_{run}_e{epoch:04d}", "init_from": f"{run}@{epoch}"})
+            if (epoch, path) not in snaps and not finished(cfg.name):
+                continue
             wall = torch.load(path, map_location="cpu", weights_only=False)["wall_seconds"]
-            cfg = TrainConfig.from_yaml(finetune, prepared=str(prepared) if prepared else None, threads=threads)
-            cfg = TrainConfig(**{**asdict(cfg), "name": f"{cfg.name}_{run}_e{epoch:04d}", "init_from": f"{run}@{epoch}"})
             hist = _read_jsonl(train(cfg) / "history.jsonl")
             points.append(Point(epoch, wall, max(h["valid_fer_accuracy"] for h in hist),
                                 f"fine-tune {cfg.name}: {sum(h['seconds'] for h in hist):.0f} s more"))
@@ -292,18 +297,19 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
 
 
 def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_history: str | Path = BAR_HISTORY,
-          prepared: Path | None = None, finetune: Path | None = None, threads: int = 2,
+          prepared: Path | None = None, finetune: list[Path] | None = None, threads: int = 2,
           finetune_epochs: list[int] | None = None) -> dict:
     """Measure every direction; returns the report as a dict (see `write_report`). Each MAE run gets its linear-probe
-    curve and, with `finetune`, a fine-tune curve over the snapshots `finetune_epochs` (default: every one)."""
+    curve and, per config in `finetune`, a fine-tune curve over the snapshots `finetune_epochs` (default: every
+    one) and those already fine-tuned by that config."""
     bar_name, bar = bar_from_history(bar_history)
     target = bar + TARGET_MARGIN
     curves, pending = [], []
     for run in mae_runs:
         try:
             curves.append(mae_curve(run, prepared, None, threads))
-            if finetune:
-                curves.append(mae_curve(run, prepared, finetune, threads, finetune_epochs))
+            for config in finetune or []:
+                curves.append(mae_curve(run, prepared, config, threads, finetune_epochs))
         except FileNotFoundError:
             pending.append(f"MAE-ViT ({run}): not measured yet (no snapshot in `<cache>/runs/{run}/` so far).")
     for spec in SWIN_HISTORIES if swin is None else swin:

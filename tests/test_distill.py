@@ -302,12 +302,19 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     paths = write_report(result, tmp_path / "scaling")
     assert all(p.stat().st_size > 0 for p in paths) and "84.8 %" in paths[1].read_text()
     # a fine-tune curve beside the linear probe, on the snapshots asked for only
-    result = study([cfg.name], [], bar, prepared=cache / "prepared", finetune=CONFIGS / "teacher_mae_probe.yaml",
+    result = study([cfg.name], [], bar, prepared=cache / "prepared", finetune=[CONFIGS / "teacher_mae_probe.yaml"],
                    finetune_epochs=[2])
     linear, tuned = result["curves"]
     assert linear["probe"] == "linear probe" and [p["epochs"] for p in linear["points"]] == [1, 2]
     assert tuned["probe"].startswith("fine-tune") and [p["epochs"] for p in tuned["points"]] == [2]
     assert 0 <= tuned["points"][0]["valid_accuracy"] <= 1
+    # a later call for another snapshot keeps the finished fine-tune on the curve (reused, not retrained)
+    done = (cache / "runs" / "teacher_mae_probe.v2_smoke_mae_snap.v0_e0002" / "done.json").stat().st_mtime_ns
+    result = study([cfg.name], [], bar, prepared=cache / "prepared", finetune=[CONFIGS / "teacher_mae_probe.yaml"],
+                   finetune_epochs=[1])
+    tuned2 = result["curves"][1]
+    assert [p["epochs"] for p in tuned2["points"]] == [1, 2] and tuned2["points"][1] == tuned["points"][0]
+    assert (cache / "runs" / "teacher_mae_probe.v2_smoke_mae_snap.v0_e0002" / "done.json").stat().st_mtime_ns == done
 
 
 def test_au_sets_name_openfaces_columns_and_map_shared_aus_by_name():
