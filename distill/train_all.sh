@@ -33,3 +33,10 @@ python -m distill train-teacher distill/configs/teacher_swin_v3.yaml   # v2 + 20
 python -m distill train-student distill/configs/student_r10t_v5.yaml    # teachers: teacher_swin.v3, au_r10t.v4, au_r10t.v3 (32 min): 82.9 %, not shipped
 python -m distill train-student distill/configs/student_r10t_nokd_v6.yaml  # 30 epochs, no distillation (54 min): 82.7 % (ablation of v6)
 python -m distill train-student distill/configs/student_r10t_v6.yaml    # teachers: au_r10t.v4, au_r10t.v3, au_r10t.v2; 30 epochs (79 min): 84.1 %
+# The teachers issue (docs/models.md, "Teachers: the scaling study"): the next student's no-distillation twin, the long
+# MAE pretraining (200 epochs, ~10 h on 2 cores, snapshots for the scaling study) and the study itself.
+[ -f "$cache/prepared/videos/prepare_report.json" ] || python -m distill prepare --dataset videos "$data/videos"
+python -m distill train-student distill/configs/student_r10t_nokd_v8.yaml  # OpenFace AUs, filming augmentations, no distillation (49 min)
+nice -n 19 python -m distill pretrain-mae distill/configs/pretrain_mae_v2.yaml
+python -m distill scaling --finetune distill/configs/teacher_mae_probe.yaml distill/configs/teacher_mae_probe_deit.yaml \
+  --finetune-epochs 10 25 50 100 200   # DeiT probe: needs au_r10t.v6 (trained above, or RECOVER=1)

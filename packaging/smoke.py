@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -105,7 +106,8 @@ def check_info(bundle: Path, work: Path) -> Check:
     models = [line for line in out.splitlines() if "sha256" in line]
     weights_line = next((line for line in out.splitlines() if line.startswith("weights:")), "weights: ?")
     inside = str(bundle.resolve()) in weights_line
-    ok = proc.returncode == 0 and len(models) >= 2 and all(line.rstrip().endswith("ok") for line in models) and inside
+    verified = [re.search(r"sha256 \S+ ok( \(default\))?$", line.rstrip()) for line in models]
+    ok = proc.returncode == 0 and len(models) >= 2 and all(verified) and inside
     detail = f"{weights_line}; " + "; ".join(" ".join(m.split()[:1] + m.split()[-2:]) for m in models)
     return Check("cli info", ok, detail if proc.returncode == 0 else _tail(proc.stderr or out), dt)
 
