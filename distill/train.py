@@ -31,6 +31,7 @@ from .metrics import task_metrics
 from .predict import NORM_MEAN, NORM_STD, predict, to_input
 from .runs import (_cpu, build_model, device_label, finished, load_run, resolve_device, run_dir,  # noqa: F401
                    snapshot_path)
+from .stopwatch import Stopwatch
 
 __all__ = ["TrainConfig", "build_model", "finished", "load_run", "prepared_dir", "resolve_amp", "run_dir",
            "snapshot_path", "train"]
@@ -288,8 +289,10 @@ def train(cfg: TrainConfig) -> Path:
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16")
     wall_before = sum(h["seconds"] for h in _history(out_dir)[:start_epoch])
     cpu_before = sum(h.get("cpu_seconds", h["seconds"] * cfg.threads) for h in _history(out_dir)[:start_epoch])
+    watch = Stopwatch()  # wall time without SIGSTOP pauses (distill.stopwatch)
     for epoch in range(start_epoch, cfg.epochs):
-        t0, cpu0 = time.time(), time.process_time()
+        watch.start()
+        cpu0 = time.process_time()
         model.train()
         order = epoch_order(tr, cfg.ck_oversample, rng, sampler_w)
         sums: dict[str, float] = {}
@@ -328,11 +331,14 @@ def train(cfg: TrainConfig) -> Path:
             for key, val in terms.items():  # on a GPU the sums stay there (no wait for the device every step)
                 acc = float(val.detach()) if dev.type == "cpu" else val.detach().double()
                 sums[key] = sums.get(key, 0.0) + acc
+            watch.lap()
             if k % 20 == 0:
                 bar.set_postfix({key: f"{val / (k + 1):.3f}" for key, val in sums.items()})
         sums = {key: float(val) for key, val in sums.items()}
-        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
+        rec = {"epoch": epoch + 1, "seconds": round(watch.seconds(), 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
                **{f"loss_{key}": round(val / (k + 1), 4) for key, val in sums.items()}, "device": device_name}
+        if watch.paused >= 1:
+            rec["paused_seconds"] = round(watch.paused, 1)  # stopped (SIGSTOP) during the epoch: not in `seconds`
         if cfg.stage != "mae" and "valid" in tables:
             model.eval()
             metrics = task_metrics(predict(model, tables["valid"]), tables["valid"], aus=aset)
@@ -362,7 +368,9 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.max_minutes is not None and epoch + 1 < cfg.epochs and time.time() - t_start > cfg.max_minutes * 60:
             print(f"{cfg.name}: stopped after epoch {epoch + 1}/{cfg.epochs}: the {cfg.max_minutes:g}-minute budget ran "
                   f"out; the same command resumes from {last}", flush=True)
+            watch.close()
             return out_dir
+    watch.close()
     hist = _history(out_dir)
     done = {"epochs": cfg.epochs, "best": best, "wall_seconds": round(sum(h["seconds"] for h in hist), 1)}
     (out_dir / "done.json").write_text(json.dumps(done, indent=1))
