@@ -4,8 +4,9 @@ Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accur
 
 * MAE-ViT: every snapshot an MAE run kept (`snapshots:` in its config, `<cache>/runs/<run>/snapshot_e*.pt`) is probed,
   either by a linear probe (multinomial logistic regression on the frozen, mean-pooled encoder features, trained on
-  the FER+ Train vote distributions) or by a short fine-tune (`--finetune distill/configs/teacher_mae_probe.yaml [teacher_mae_probe_deit.yaml ...]`, one curve
-  per config, best validation epoch). A linear probe measures the encoder, not a teacher: it is compared with its own trend only.
+  the FER+ Train vote distributions) or by short fine-tunes (`--finetune distill/configs/teacher_mae_probe.yaml
+  [distill/configs/teacher_mae_probe_deit.yaml ...]`: one curve per config, best validation epoch). A linear probe
+  measures the encoder, not a teacher: it is compared with its own trend only.
 * Swin: the per-epoch validation history committed in `reports/` (a run that continued an earlier one carries that
   run's epochs and wall time as offsets).
 
@@ -169,9 +170,9 @@ def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = No
     the snapshots (default: every one). A fine-tune is a training run of its own (`<config name>_<run>_e<epoch>`),
     resumable and reused once finished; finished fine-tunes of snapshots outside `epochs` stay on the curve."""
     from ._torch import seed_everything, torch
+    from .config import TrainConfig
     from .dataset import build_tables
     from .paths import cache_dir
-    from .config import TrainConfig
     from .runs import build_model, finished, load_run, run_dir
     from .train import train
 
