@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .evaluate import _fmt
 from .labels import AU_BLENDSHAPES, au_set
+from .runs import trained_on, where_trained
 from .train import finished, load_run
 
 COMMANDS = """```
@@ -18,8 +19,9 @@ python -m distill evaluate --runs {runs} --onnx {onnx} --out {out}/
 ```"""
 
 
-# "wall time 41 min on 2 CPU cores (teachers: au_r10t_nokd.v2 46 min)" in a card written earlier
-_WALL = re.compile(r"wall time \d+ min on 2 CPU cores(?: \(teachers: [^)]*\))?")
+# "wall time 41 min on 2 CPU cores (teachers: au_r10t_nokd.v2 46 min)" in a card written earlier; the place may
+# also be "one NVIDIA H200 GPU" or both (`runs.where_trained`), a teacher's place follows its time where it differs
+_WALL = re.compile(r"wall time \d+ min on [^.()]+?(?: \(teachers: [^)]*\))?(?=\.)")
 
 
 def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Path, onnx_files: list[str]) -> Path:
@@ -40,8 +42,14 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
     recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
     path = out_dir / f"{name}.md"
     if "wall_seconds" in own:
-        wall = f"wall time {own['wall_seconds'] / 60:.0f} min on 2 CPU cores" + (
-            f" (teachers: {', '.join(f'{t} {s / 60:.0f} min' for t, s in teachers_wall.items())})" if teachers_wall else "")
+        place = where_trained(trained_on(run), cfg.threads) or f"{cfg.threads} CPU cores"
+
+        def teacher(t: str, seconds: float) -> str:
+            there = where_trained(trained_on(t), cfg.threads)
+            return f"{t} {seconds / 60:.0f} min" + (f" on {there}" if there and there != place else "")
+
+        wall = f"wall time {own['wall_seconds'] / 60:.0f} min on {place}" + (
+            f" (teachers: {', '.join(teacher(t, s) for t, s in teachers_wall.items())})" if teachers_wall else "")
     elif path.exists() and (earlier := _WALL.search(path.read_text())):
         wall = earlier.group(0)
     else:

@@ -28,6 +28,7 @@ from .metrics import OCCURRENCE_THRESHOLD
 from .labels import au_set
 from .paths import WEIGHTS
 from .predict import NORM_MEAN, NORM_STD, to_input
+from .runs import trained_on
 from .train import finished, load_run, run_dir
 
 
@@ -62,7 +63,8 @@ def make_card(name: str, run: str, input_size: int, feature_dim: int, precision:
         "training_data": "FER+ (FER2013Train, 10-annotator votes) and CK+ (subjects not divisible by 5, FACS AU codes); "
                          "AU intensity from calibrated MediaPipe blendshapes (distill/labels.py)",
         "license": "weights: Apache-2.0; trained on FER2013/FER+ and CK+, whose images are research-only (see model card)",
-        "training": {"epochs": cfg.epochs, "wall_seconds": finished(run).get("wall_seconds")},  # kept with the weights: `recover` restores it
+        # kept with the weights: `recover` restores them
+        "training": {"epochs": cfg.epochs, "wall_seconds": finished(run).get("wall_seconds"), "devices": trained_on(run)},
         **extra,
     }
 
@@ -249,8 +251,10 @@ def recover_run(onnx_path: Path, config: Path, atol: float = 1e-3) -> Path:
     torch.save(ckpt, out / "best.pt")
     torch.save(ckpt, out / "last.pt")
     done = {"recovered_from": str(onnx_path), "sha256": sha256_file(onnx_path), "max_abs_diff": worst}
-    wall = (card.get("training") or {}).get("wall_seconds")
-    if wall is not None:  # exported after training on the original machine: the card carries its wall time
-        done["wall_seconds"] = wall
+    training = card.get("training") or {}
+    if training.get("wall_seconds") is not None:  # exported after training on the original machine: the card carries its wall time
+        done["wall_seconds"] = training["wall_seconds"]
+    if training.get("devices"):
+        done["devices"] = training["devices"]
     (out / "done.json").write_text(json.dumps(done, indent=1))
     return out

@@ -55,6 +55,31 @@ def finished(name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def trained_on(name: str) -> list[str]:
+    """The devices run `name` trained on, in order of first use (`device_label`s from its history; epochs recorded
+    before histories named their device ran on the CPU). A run rebuilt by `distill recover` has no history: the
+    devices its ONNX card carried (`done.json`), else []."""
+    path = run_dir(name) / "history.jsonl"
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return list(dict.fromkeys(r.get("device", "cpu") for r in rows))
+    return list(finished(name).get("devices", []))
+
+
+def where_trained(devices: list[str], threads: int = 2) -> str:
+    """Words for a model card: "2 CPU cores", "one NVIDIA H200 GPU", "2 CPU cores and one NVIDIA H200 GPU"
+    (no full stops or parentheses: cards are parsed back by `distill.cards`); "" when unknown."""
+    words = []
+    for d in devices:
+        if d == "cpu":
+            words.append(f"{threads} CPU cores")
+        elif d.startswith("cuda"):
+            words.append(f"one {d.removeprefix('cuda').strip(' ()') or 'CUDA'} GPU")
+        else:
+            words.append(d)
+    return " and ".join(words)
+
+
 def build_model(cfg_or_arch: TrainConfig | str, stage: str | None = None):
     from .students import STUDENTS, create_student
     from .teachers import create_teacher

@@ -30,7 +30,7 @@ from .losses import FeatureDistiller, task_loss
 from .metrics import task_metrics
 from .predict import NORM_MEAN, NORM_STD, predict, to_input
 from .runs import (_cpu, build_model, device_label, finished, load_run, resolve_device, run_dir,  # noqa: F401
-                   snapshot_path)
+                   snapshot_path, trained_on)
 from .stopwatch import Stopwatch
 
 __all__ = ["TrainConfig", "build_model", "finished", "load_run", "prepared_dir", "resolve_amp", "run_dir",
@@ -372,6 +372,7 @@ def train(cfg: TrainConfig) -> Path:
             return out_dir
     watch.close()
     hist = _history(out_dir)
-    done = {"epochs": cfg.epochs, "best": best, "wall_seconds": round(sum(h["seconds"] for h in hist), 1)}
+    done = {"epochs": cfg.epochs, "best": best, "wall_seconds": round(sum(h["seconds"] for h in hist), 1),
+            "devices": trained_on(cfg.name)}
     (out_dir / "done.json").write_text(json.dumps(done, indent=1))
     return out_dir

@@ -153,6 +153,7 @@ def test_a_shipped_fp32_student_rebuilds_its_run_to_teach_again(smoke, tmp_path,
     done = json.loads((out / "done.json").read_text())
     assert done["max_abs_diff"] < 1e-3
     assert done["wall_seconds"] == trained["wall_seconds"]  # the training time travels with the weights, for the card
+    assert done["devices"] == ["cpu"]  # and where it trained
     rebuilt, _ = load_run("smoke_au_r18.v1")
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -233,6 +234,32 @@ def test_the_model_card_states_wall_time_metrics_and_mirrored_rows(smoke, tmp_pa
     again = write_card("smoke_r18.v0", "smoke_au_r18.v1", [report, report], tmp_path, [fp32.name, int8.name]).read_text()
     assert f"wall time {wall / 60:.0f} min on 2 CPU cores" in again and "Rows merged from" in again
     assert "not recorded" in write_card("other.v0", "smoke_au_r18.v1", report, tmp_path, [fp32.name]).read_text()
+    # a run trained on a GPU says so, and a card rewritten later keeps the phrase
+    monkeypatch.setattr("distill.cards.finished", finished)
+    monkeypatch.setattr("distill.cards.trained_on", lambda run: ["cuda (NVIDIA H200)"])
+    gpu = write_card("gpu.v0", "smoke_au_r18.v1", report, tmp_path, [fp32.name]).read_text()
+    assert f"wall time {wall / 60:.0f} min on one NVIDIA H200 GPU" in gpu
+    monkeypatch.setattr("distill.cards.finished", lambda run: {} if run == "smoke_au_r18.v1" else finished(run))
+    assert f"wall time {wall / 60:.0f} min on one NVIDIA H200 GPU" in write_card(
+        "gpu.v0", "smoke_au_r18.v1", report, tmp_path, [fp32.name]).read_text()
+
+
+def test_a_run_names_the_devices_it_trained_on_and_its_card_carries_them(tmp_path, monkeypatch):
+    from distill.runs import run_dir, trained_on, where_trained
+
+    monkeypatch.setenv("LIBREFACE_CACHE", str(tmp_path))
+    d = run_dir("r.v0")
+    d.mkdir(parents=True)
+    rows = [{"epoch": 1, "seconds": 1.0}, {"epoch": 2, "seconds": 1.0, "device": "cpu"},
+            {"epoch": 3, "seconds": 1.0, "device": "cuda (NVIDIA H200)"}]
+    (d / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert trained_on("r.v0") == ["cpu", "cuda (NVIDIA H200)"]  # no device recorded: the CPU (histories before devices)
+    assert where_trained(trained_on("r.v0")) == "2 CPU cores and one NVIDIA H200 GPU"
+    assert where_trained(["cpu"], threads=4) == "4 CPU cores" and where_trained([]) == ""
+    rebuilt = run_dir("rebuilt.v0")  # `distill recover`: no history, the devices its ONNX card carried
+    rebuilt.mkdir()
+    (rebuilt / "done.json").write_text(json.dumps({"recovered_from": "x.onnx", "devices": ["cpu"]}))
+    assert trained_on("rebuilt.v0") == ["cpu"] and trained_on("missing.v0") == []
 
 
 def test_amp_auto_follows_the_cpu_flags_and_extra_train_is_for_mae_only():
