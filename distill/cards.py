@@ -42,7 +42,7 @@ def write_card(name: str, run: str, report_json: Path | list[Path], out_dir: Pat
     recovered = {t: d["recovered_from"] for t, d in done.items() if "recovered_from" in d}
     path = out_dir / f"{name}.md"
     if "wall_seconds" in own:
-        place = where_trained(trained_on(run), cfg.threads) or f"{cfg.threads} CPU cores"
+        place = where_trained(trained_on(run) or ["cpu"], cfg.threads)
 
         def teacher(t: str, seconds: float) -> str:
             there = where_trained(trained_on(t), cfg.threads)

@@ -55,13 +55,18 @@ def finished(name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def history(name: str) -> list[dict]:
+    """Run `name`'s per-epoch records (`history.jsonl`; [] before its first epoch or for a recovered run)."""
+    path = run_dir(name) / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def trained_on(name: str) -> list[str]:
     """The devices run `name` trained on, in order of first use (`device_label`s from its history; epochs recorded
     before histories named their device ran on the CPU). A run rebuilt by `distill recover` has no history: the
     devices its ONNX card carried (`done.json`), else []."""
-    path = run_dir(name) / "history.jsonl"
-    if path.exists():
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = history(name)
+    if rows:
         return list(dict.fromkeys(r.get("device", "cpu") for r in rows))
     return list(finished(name).get("devices", []))
 

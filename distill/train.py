@@ -29,8 +29,8 @@ from .labels import au_set, shared_au_columns
 from .losses import FeatureDistiller, task_loss
 from .metrics import task_metrics
 from .predict import NORM_MEAN, NORM_STD, predict, to_input
-from .runs import (_cpu, build_model, device_label, finished, load_run, resolve_device, run_dir,  # noqa: F401
-                   snapshot_path, trained_on)
+from .runs import (_cpu, build_model, device_label, finished, history, load_run, resolve_device,  # noqa: F401
+                   run_dir, snapshot_path, trained_on)
 from .stopwatch import Stopwatch
 
 __all__ = ["TrainConfig", "build_model", "finished", "load_run", "prepared_dir", "resolve_amp", "run_dir",
@@ -203,11 +203,6 @@ def _load_targets(teacher: str, table: Table, grids: list[int]) -> dict:
 # the loop
 
 
-def _history(out_dir: Path) -> list[dict]:
-    path = out_dir / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) one stage; returns the run folder."""
     import yaml
@@ -287,8 +282,8 @@ def train(cfg: TrainConfig) -> Path:
     device_name = device_label(dev)
     print(f"{cfg.name}: training on {device_name}")
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16")
-    wall_before = sum(h["seconds"] for h in _history(out_dir)[:start_epoch])
-    cpu_before = sum(h.get("cpu_seconds", h["seconds"] * cfg.threads) for h in _history(out_dir)[:start_epoch])
+    wall_before = sum(h["seconds"] for h in history(cfg.name)[:start_epoch])
+    cpu_before = sum(h.get("cpu_seconds", h["seconds"] * cfg.threads) for h in history(cfg.name)[:start_epoch])
     watch = Stopwatch()  # wall time without SIGSTOP pauses (distill.stopwatch)
     for epoch in range(start_epoch, cfg.epochs):
         watch.start()
@@ -371,7 +366,7 @@ def train(cfg: TrainConfig) -> Path:
             watch.close()
             return out_dir
     watch.close()
-    hist = _history(out_dir)
+    hist = history(cfg.name)
     done = {"epochs": cfg.epochs, "best": best, "wall_seconds": round(sum(h["seconds"] for h in hist), 1),
             "devices": trained_on(cfg.name)}
     (out_dir / "done.json").write_text(json.dumps(done, indent=1))
