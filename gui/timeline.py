@@ -3,7 +3,9 @@
 Two pyqtgraph plots share the x axis (frame index): AU intensity (0..5) above, expression
 probability (0..1) below. Which series are drawn is chosen in the "AUs" and "Expressions" menus
 (remembered in QSettings). A vertical line marks the current frame; clicking a plot or dragging the
-line asks to seek there (`seekRequested`). Lines break where the face is absent (NaN).
+line asks to seek there (`seekRequested`). Lines break where the face is absent (NaN). Each plot's legend
+sits in a column of its own to the right of it, so that 17 AUs never cover the curves; both legend columns
+have the same width, which keeps the two x axes aligned.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from .table import ResultTable
 
 pg.setConfigOptions(background="w", foreground="#333", antialias=False)
 
+LEGEND_WIDTH_PX = 230  # both plots' legend columns (3 columns of "AU12" / "happiness" at 7 pt)
+
 
 class _SeriesPlot:
     """One plot with a curve per label name, a cursor line and a menu of which names are drawn."""
@@ -27,16 +31,18 @@ class _SeriesPlot:
     def __init__(self, owner: "TimelinePanel", kind: str, title: str, y_max: float) -> None:
         """`title` names the y axis (values 0..`y_max`) and the series menu."""
         self.owner, self.kind, self.y_max = owner, kind, y_max
-        self.widget = pg.PlotWidget()
+        self.widget = pg.GraphicsLayoutWidget()
         self.widget.setMinimumHeight(110)
-        item = self.widget.getPlotItem()
+        self.plot = item = self.widget.addPlot(row=0, col=0)
         item.setLabel("left", title)
         # no grid: grid lines belong to the axes, whose repaint would then follow every cursor move
         item.setMouseEnabled(x=True, y=False)
         item.setYRange(0, y_max, padding=0.02)
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
-        self.legend = item.addLegend(offset=(4, 2), colCount=6, labelTextSize="7pt")
+        self.legend = pg.LegendItem(colCount=3, labelTextSize="7pt", verSpacing=-6)
+        self.widget.addItem(self.legend, row=0, col=1)
+        self.widget.ci.layout.setColumnFixedWidth(1, LEGEND_WIDTH_PX)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen("#d50000", width=1.5))
         self.cursor.sigDragged.connect(lambda line: owner.seekRequested.emit(max(0, int(round(line.value())))))
         item.addItem(self.cursor, ignoreBounds=True)
@@ -49,7 +55,7 @@ class _SeriesPlot:
         self.button.setMenu(self.menu)
 
     def set_names(self, names: tuple[str, ...]) -> None:
-        item = self.widget.getPlotItem()
+        item = self.plot
         for curve in self.curves.values():
             item.removeItem(curve)
         self.curves.clear()
@@ -96,7 +102,7 @@ class _SeriesPlot:
     def _clicked(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
-        vb = self.widget.getPlotItem().vb
+        vb = self.plot.vb
         pos = event.scenePos()
         if vb.sceneBoundingRect().contains(pos):
             self.owner.seekRequested.emit(max(0, int(round(vb.mapSceneToView(pos).x()))))
@@ -115,8 +121,8 @@ class TimelinePanel(QWidget):
         super().__init__(parent)
         self.au = _SeriesPlot(self, "au", "AU intensity", 5.0)
         self.expression = _SeriesPlot(self, "expression", "Expression", 1.0)
-        self.expression.widget.setXLink(self.au.widget)
-        self.expression.widget.getPlotItem().setLabel("bottom", "frame")
+        self.expression.plot.setXLink(self.au.plot)
+        self.expression.plot.setLabel("bottom", "frame")
         self._table: ResultTable | None = None
         self._face: int | None = None
         self._drawn = (None, None, -1)
@@ -149,7 +155,7 @@ class TimelinePanel(QWidget):
         axis follows the data)."""
         if n_frames > 0 and n_frames != self._n_frames:
             self._n_frames = n_frames
-            self.au.widget.getPlotItem().setXRange(0, n_frames - 1, padding=0.01)
+            self.au.plot.setXRange(0, n_frames - 1, padding=0.01)
 
     def refresh(self) -> None:
         """Redraw if the table changed since the last draw (cheap to call often)."""

@@ -426,7 +426,7 @@ def test_the_viewer_shows_overlays_bars_and_timelines_and_steps_with_the_keyboar
     qtbot.waitUntil(lambda: viewer.current_frame == 0, timeout=10_000)
 
     plot = viewer.view.timeline.au.widget  # a click on a timeline seeks there
-    scene_point = plot.getPlotItem().vb.mapViewToScene(QPointF(60, 2.5))
+    scene_point = viewer.view.timeline.au.plot.vb.mapViewToScene(QPointF(60, 2.5))
     qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=plot.mapFromScene(scene_point))
     qtbot.waitUntil(lambda: viewer.current_frame == 60, timeout=10_000)
 
