@@ -84,7 +84,7 @@ def pack(prepared: Path, out: Path, quality: int | None = 95, max_mib: float = 6
         max_mib: a pack over this size (MiB, 2**20 bytes) is not written (error naming its size).
 
     Returns:
-        {"rows", "mib", "images", "quality", "mean_abs_error", "max_abs_error", "files": {"ferplus/train.npz": {"rows",
+        {"rows", "mib" (the data files), "images", "quality", "mean_abs_error", "max_abs_error", "files": {"ferplus/train.npz": {"rows",
         "bytes"}, ...}}.
     """
     from .au_geometry import feature_array
@@ -119,20 +119,17 @@ def pack(prepared: Path, out: Path, quality: int | None = 95, max_mib: float = 6
         files[f"{dataset}/{split}.npz"] = {"rows": len(g), "bytes": path.stat().st_size}
     if not files:
         raise FileNotFoundError(f"{prepared}: no prepared datasets to pack; run `libreface-distill prepare` first")
-    size = sum(f["bytes"] for f in files.values())
+    size = sum(f["bytes"] for f in files.values())  # pack.json and README.txt add a few KiB
+    if size > max_mib * 2**20:
+        shutil.rmtree(tmp)
+        raise ValueError(f"{out}: the pack would be {size / 2**20:.1f} MiB, over --max-mib {max_mib:g} "
+                         f"(images {'lossless' if quality is None else f'quality {quality}'}); choose a lower --quality")
     side = p.crops.shape[1]
     summary = {"rows": rows, "mib": round(size / 2**20, 2), "images": "lossless" if quality is None else f"quality {quality}",
                "quality": quality, "side_px": side, "mean_abs_error": round(err_sum / max(1, rows * side * side), 3),
                "max_abs_error": err_max, "files": files, "source": str(prepared)}
     (tmp / "pack.json").write_text(json.dumps(summary, indent=1))
     (tmp / "README.txt").write_text(_readme(summary))
-    total = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-    if total > max_mib * 2**20:
-        shutil.rmtree(tmp)
-        raise ValueError(f"{out}: the pack would be {total / 2**20:.1f} MiB, over --max-mib {max_mib:g} "
-                         f"({summary['images']}); choose a lower --quality")
-    summary["mib"] = round(total / 2**20, 2)
-    (tmp / "pack.json").write_text(json.dumps(summary, indent=1))
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
     return summary
