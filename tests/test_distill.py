@@ -395,3 +395,13 @@ def test_an_openface_student_with_the_filming_augmentations_learns_from_disfa_te
     names = [r["model"] for r in res["rows"]]
     assert "smoke_openface.v0" in names and int8.name in names
     assert res["aus"] == "openface" and "AU07" in res["details"]["blendshape baseline"]["au"]
+
+
+def test_every_shipped_training_config_loads_and_names_a_run_of_its_own():
+    from distill.config import TrainConfig
+    from distill.smoke import CONFIGS
+
+    paths = sorted(CONFIGS.glob("*.yaml"))
+    assert len(paths) >= 20
+    names = [TrainConfig.from_yaml(p).name for p in paths]  # unknown keys and bad values raise here
+    assert len(set(names)) == len(names), "two configs would write the same run folder"
