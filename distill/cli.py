@@ -124,7 +124,7 @@ def _scaling(args: argparse.Namespace) -> int:
             swin.append(HistorySpec(path, int(rest[0]) if rest else 0, float(rest[1]) if len(rest) > 1 else 0.0))
     result = study(args.mae, swin if swin is not None else SWIN_HISTORIES, args.bar or BAR_HISTORY,
                    prepared=args.prepared, finetune=args.finetune, threads=args.threads,
-                   finetune_epochs=args.finetune_epochs)
+                   finetune_epochs=args.finetune_epochs, teachers=args.teachers)
     for path in write_report(result, args.out):
         print(path)
     return 0
@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--finetune-epochs", nargs="*", type=int, default=None, metavar="EPOCH",
                    help="with --finetune: the snapshots to fine-tune (default: every one; each fine-tune is a run "
                         "of its own, reused once finished and kept on its curve)")
+    q.add_argument("--teachers", nargs="*", default=[], metavar="RUN",
+                   help="teacher runs whose own per-epoch history is a curve (e.g. the real fine-tune "
+                        "teacher_mae_deit.v2, finished or still training; read, never trained here)")
     q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
     q.add_argument("--threads", type=int, default=2, help="torch threads")
     q.add_argument("--out", type=Path, default=Path("reports/scaling"), help="report folder")

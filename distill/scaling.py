@@ -9,6 +9,9 @@ Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accur
   measures the encoder, not a teacher: it is compared with its own trend only.
 * Swin: the per-epoch validation history committed in `reports/` (a run that continued an earlier one carries that
   run's epochs and wall time as offsets).
+* Teachers in training (`--teachers teacher_mae_deit.v2`): a run's own per-epoch history (`<cache>/runs/<run>/`), e.g.
+  the real fine-tune of an MAE snapshot; its epochs are fine-tune epochs and its wall time starts where the
+  pretraining of its `init_from` snapshot ended, so its hours compare with the other curves' hours.
 
 The bar is the best student's FER+ validation accuracy (its committed history); the target is the bar + 2 points. A
 saturating fit acc(e) = a - b * e^-c is made only with >= 4 points; it gives the asymptote `a` and the epoch where a
@@ -41,6 +44,8 @@ class HistorySpec:
         epoch_offset / wall_offset_s: epochs and seconds of the run it continued (0 for a run from scratch).
         offset_accuracy: that earlier run's final FER+ validation accuracy (a point at `epoch_offset`), if known.
         note: where the offsets come from.
+        label: the curve's name (default: "Swin (<run>)" from the file name `history_<run>.jsonl`).
+        probe: what its epochs are (default: "training history").
     """
 
     path: str
@@ -48,6 +53,8 @@ class HistorySpec:
     wall_offset_s: float = 0.0
     offset_accuracy: float | None = None
     note: str = ""
+    label: str = ""
+    probe: str = "training history"
 
 
 SWIN_HISTORIES = [HistorySpec(
@@ -104,6 +111,38 @@ def history_points(spec: HistorySpec) -> list[Point]:
         pts.append(Point(spec.epoch_offset + int(r["epoch"]), round(wall, 1), float(r["valid_fer_accuracy"]), path.name,
                          r.get("cpu_seconds")))
     return pts
+
+
+def run_history_spec(run: str) -> HistorySpec:
+    """The per-epoch history of teacher run `run` (`<cache>/runs/<run>/history.jsonl`) as a curve; a run initialised
+    from an MAE snapshot (`init_from: "<mae run>@<epoch>"`) starts at that snapshot's pretraining wall time.
+
+    Raises:
+        FileNotFoundError: the run has no history yet.
+    """
+    import yaml
+
+    from .runs import run_dir, snapshot_path
+
+    d = run_dir(run)
+    if not (d / "history.jsonl").exists():
+        raise FileNotFoundError(f"{d / 'history.jsonl'}: no epoch of {run} finished yet")
+    init = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("init_from") or ""
+    mae, _, epoch = init.partition("@")
+    wall, note = 0.0, f"{run} from scratch"
+    if epoch:
+        snap = snapshot_path(mae, int(epoch))
+        probe = snap.with_suffix(".probe.json")  # the linear probe keeps the snapshot's times beside it
+        if probe.exists():
+            wall = json.loads(probe.read_text())["wall_seconds"]
+        elif snap.exists():
+            import torch
+
+            wall = torch.load(snap, map_location="cpu", weights_only=False)["wall_seconds"]
+        note = (f"{run} fine-tunes {init} (epochs are fine-tune epochs; its hours start after the "
+                f"{wall / 3600:.1f} h of pretraining that snapshot took)")
+    return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, note=note, label=f"MAE-ViT teacher ({run})"
+                       if epoch else run, probe=f"fine-tune of {init}" if epoch else "training history")
 
 
 def bar_from_history(path: str | Path) -> tuple[str, float]:
@@ -299,10 +338,11 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
 
 def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_history: str | Path = BAR_HISTORY,
           prepared: Path | None = None, finetune: list[Path] | None = None, threads: int = 2,
-          finetune_epochs: list[int] | None = None) -> dict:
+          finetune_epochs: list[int] | None = None, teachers: list[str] | None = None) -> dict:
     """Measure every direction; returns the report as a dict (see `write_report`). Each MAE run gets its linear-probe
     curve and, per config in `finetune`, a fine-tune curve over the snapshots `finetune_epochs` (default: every
-    one) and those already fine-tuned by that config."""
+    one) and those already fine-tuned by that config; each run in `teachers` its own training history (read, not
+    trained: it may still be running)."""
     bar_name, bar = bar_from_history(bar_history)
     target = bar + TARGET_MARGIN
     curves, pending = [], []
@@ -313,8 +353,14 @@ def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_histor
                 curves.append(mae_curve(run, prepared, config, threads, finetune_epochs))
         except FileNotFoundError:
             pending.append(f"MAE-ViT ({run}): not measured yet (no snapshot in `<cache>/runs/{run}/` so far).")
-    for spec in SWIN_HISTORIES if swin is None else swin:
-        c = Curve(f"Swin ({Path(spec.path).stem.removeprefix('history_')})", "training history", history_points(spec))
+    specs = list(SWIN_HISTORIES if swin is None else swin)
+    for run in teachers or []:
+        try:
+            specs.append(run_history_spec(run))
+        except FileNotFoundError as e:
+            pending.append(f"{run}: not measured yet ({e}).")
+    for spec in specs:
+        c = Curve(spec.label or f"Swin ({Path(spec.path).stem.removeprefix('history_')})", spec.probe, history_points(spec))
         c.notes += [spec.note] if spec.note else []
         curves.append(c)
     for c in curves:

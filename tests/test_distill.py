@@ -342,6 +342,15 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     tuned2 = result["curves"][1]
     assert [p["epochs"] for p in tuned2["points"]] == [1, 2] and tuned2["points"][1] == tuned["points"][0]
     assert (cache / "runs" / "teacher_mae_probe.v2_smoke_mae_snap.v0_e0002" / "done.json").stat().st_mtime_ns == done
+    # a teacher's own history as a curve: fine-tune epochs, hours after its snapshot's pretraining; an unknown run waits
+    result = study([], [], bar, teachers=["teacher_mae_probe.v2_smoke_mae_snap.v0_e0002", "no_such_teacher.v0"])
+    (teacher,) = result["curves"]
+    ft_hist = [json.loads(line) for line in (cache / "runs" / "teacher_mae_probe.v2_smoke_mae_snap.v0_e0002" /
+                                             "history.jsonl").read_text().splitlines()]
+    assert teacher["probe"] == "fine-tune of smoke_mae_snap.v0@2" and len(teacher["points"]) == len(ft_hist)
+    assert teacher["points"][0]["wall_seconds"] == pytest.approx(walls[1] + ft_hist[0]["seconds"], abs=0.2)
+    assert teacher["points"][-1]["valid_accuracy"] == ft_hist[-1]["valid_fer_accuracy"]
+    assert result["pending"] == [next(p for p in result["pending"] if p.startswith("no_such_teacher.v0: not measured"))]
 
 
 def test_au_sets_name_openfaces_columns_and_map_shared_aus_by_name():
