@@ -14,8 +14,9 @@ Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accur
   pretraining of its `init_from` snapshot ended, so its hours compare with the other curves' hours.
 
 The bar is the best student's FER+ validation accuracy (its committed history); the target is the bar + 2 points. A
-saturating fit acc(e) = a - b * e^-c is made only with >= 4 points; it gives the asymptote `a` and the epoch where a
-curve crosses the bar and the target. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
+saturating curve acc(e) = a - b * e^-c is fitted with >= 4 points and solved exactly through 3 (no residual: an
+indication, said so); it gives the asymptote `a` and the epoch where a curve crosses the bar and the target. For
+snapshots probed by a short fine-tune it also says how much more pretraining would add to that probe. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import numpy as np
 
 from .paths import REPO
 
-MIN_FIT_POINTS = 4
+MIN_FIT_POINTS = 3
+"""With exactly 3 points the curve goes through all of them (`exact`: no residual to judge it by)."""
 TARGET_MARGIN = 0.02
 PLATEAU_GAIN = 0.005
 """A curve whose accuracy rose less than this (0.5 point) over its last quarter of epochs has levelled off."""
@@ -274,18 +276,23 @@ def _saturating(e, a, b, c):
 def fit_curve(points: list[Point], bar: float, target: float) -> dict | None:
     """acc(e) = a - b * e^-c by least squares, with the epochs (and wall hours) where it crosses `bar` and `target`
     (None where the asymptote stays below); None with fewer than `MIN_FIT_POINTS` points or when it fails."""
-    from scipy.optimize import curve_fit
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     if len(points) < MIN_FIT_POINTS:
         return None
     e = np.array([p.epochs for p in points], float)
     y = np.array([p.valid_accuracy for p in points], float)
     try:
-        (a, b, c), _ = curve_fit(_saturating, e, y, p0=(y.max() + 0.02, 0.3, 0.5),
-                                 bounds=([0, 0, 0.01], [1, 10, 5]), maxfev=20000)
+        with warnings.catch_warnings():  # 3 points leave no residual to estimate a covariance from: not news
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (a, b, c), _ = curve_fit(_saturating, e, y, p0=(y.max() + 0.02, 0.3, 0.5),
+                                     bounds=([0, 0, 0.01], [1, 10, 5]), maxfev=20000)
     except (RuntimeError, ValueError):
         return None
     rmse = float(np.sqrt(np.mean((_saturating(e, a, b, c) - y) ** 2)))
+    exact = len(points) == 3
     s_per_epoch = (points[-1].wall_seconds - points[0].wall_seconds) / max(1, points[-1].epochs - points[0].epochs)
 
     def crossing(level: float) -> dict | None:
@@ -297,7 +304,7 @@ def fit_curve(points: list[Point], bar: float, target: float) -> dict | None:
 
     at_bound = bool(np.isclose(b, 10) or np.isclose(c, 0.01) or np.isclose(c, 5) or np.isclose(a, 1))
     return {"form": "acc = a - b * epochs^-c", "a": round(float(a), 4), "b": round(float(b), 4), "c": round(float(c), 4),
-            "rmse": round(rmse, 4), "at_bound": at_bound, "bar": crossing(bar), "target": crossing(target)}
+            "rmse": round(rmse, 4), "at_bound": at_bound, "exact": exact, "bar": crossing(bar), "target": crossing(target)}
 
 
 def verdict(curve: Curve, bar: float, target: float) -> str:
@@ -315,7 +322,19 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
         trend = ("continue (one point, no trend yet)" if len(pts) < 2 else
                  "continue (still rising)" if gain >= PLATEAU_GAIN else "levelled off so far")
         return f"fit unconstrained ({len(pts)} point(s) < {MIN_FIT_POINTS}); {head}: {trend}."
-    fit = f"fit asymptote {f['a'] * 100:.1f} % (rmse {f['rmse'] * 100:.1f} points{', a parameter at its bound' if f['at_bound'] else ''})"
+    fit = (f"fit asymptote {f['a'] * 100:.1f} % (" + ("exact through 3 points, no residual" if f.get("exact") else
+                                                      f"rmse {f['rmse'] * 100:.1f} points")
+           + f"{', a parameter at its bound' if f['at_bound'] else ''})")
+    if curve.probe.startswith("fine-tune (") and not f["at_bound"]:  # snapshots, each probed by a short fine-tune
+        e2, e4 = 2 * last.epochs, 4 * last.epochs
+        more = _saturating(e4, f["a"], f["b"], f["c"]) - last.valid_accuracy  # what 4x the pretraining would add
+        projected = (f"{head}; {fit}: projected {_saturating(e2, f['a'], f['b'], f['c']) * 100:.1f} % at {e2} and "
+                     f"{_saturating(e4, f['a'], f['b'], f['c']) * 100:.1f} % at {e4} pretraining epochs")
+        if more < TARGET_MARGIN:
+            return (f"{projected}: {3 * last.epochs} more pretraining epochs would add {more * 100:.1f} points to this "
+                    f"probe, less than {TARGET_MARGIN * 100:.0f}: pause the pretraining. A short fine-tune understates a "
+                    "real one, whose length is now the lever.")
+        return f"{projected}: continue ({more * 100:.1f} points more in this probe by {e4} epochs)."
     if curve.probe != "linear probe" and gain < PLATEAU_GAIN and last.valid_accuracy < bar:
         return (f"{head}: levelled off {(bar - last.valid_accuracy) * 100:.1f} points below the bar ({bar * 100:.1f} %): "
                 f"stop. The {fit} is not trusted here: the data stopped rising (within a schedule, the annealed "
@@ -388,7 +407,8 @@ def markdown(result: dict) -> str:
         def at(x: dict | None) -> str:
             return f"~{x['epochs']:.0f} epochs (~{x['wall_hours']} h)" if x else "never (asymptote below)"
 
-        lines += ["", f"Fit: {f['form']}, a = {f['a']}, b = {f['b']}, c = {f['c']}, rmse = {f['rmse']}"
+        lines += ["", f"Fit: {f['form']}, a = {f['a']}, b = {f['b']}, c = {f['c']}, "
+                  f"{'exact through 3 points (no residual: an indication)' if f.get('exact') else 'rmse = ' + str(f['rmse'])}"
                   f"{' (a parameter at its bound)' if f['at_bound'] else ''}; crosses the bar at {at(f['bar'])}, the "
                   f"target at {at(f['target'])}." if f else
                   f"Fit: unconstrained (fewer than {MIN_FIT_POINTS} points).", "", f"**Verdict:** {c['verdict']}", ""]

@@ -287,7 +287,14 @@ def test_the_scaling_fit_finds_a_plateau_below_the_bar_and_a_crossing_above_it()
     g = fit_curve(high, bar=0.848, target=0.868)
     assert g["target"]["epochs"] == pytest.approx((0.3 / 0.032) ** 2, rel=0.05)
     assert "continue" in verdict(Curve("m", "fine-tune", high, g), 0.848, 0.868)
-    assert fit_curve(high[:3], 0.848, 0.868) is None
+    assert fit_curve(high[:2], 0.848, 0.868) is None
+    three = fit_curve(high[3:], 0.848, 0.868)  # 10, 25, 50 epochs: exact, and it finds the curve's asymptote
+    assert three["exact"] and three["rmse"] < 1e-4 and three["a"] == pytest.approx(0.90, abs=0.005)
+    # snapshots probed by a short fine-tune: a probe levelling off says "pause the pretraining", with its projections
+    flat = [Point(int(x), 60.0 * x, 0.815 - 0.61 * x ** -0.82) for x in (10, 25, 50)]
+    said = verdict(Curve("m", "fine-tune (probe.yaml)", flat, fit_curve(flat, 0.848, 0.868)), 0.848, 0.868)
+    assert "pause the pretraining" in said and "at 100 and" in said and "exact through 3 points" in said
+    assert "continue" in verdict(Curve("m", "fine-tune (probe.yaml)", high[3:], three), 0.848, 0.868)
 
 
 @pytest.mark.train
