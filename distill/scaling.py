@@ -425,7 +425,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.ScalarFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6), dpi=80)
     for c in result["curves"]:
         e = np.array([p["epochs"] for p in c["points"]], float)
         y = np.array([p["valid_accuracy"] for p in c["points"]]) * 100
@@ -444,10 +444,11 @@ def plot(result: dict, path: Path) -> None:
     if epochs and max(epochs) > 10 * max(1, min(epochs)):  # log epochs only over more than a decade
         axes[0].set_xscale("log")
         axes[0].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    axes[0].set_xlabel("epochs")
+    axes[0].set_xlabel("epochs (of pretraining for a probed snapshot; else the run's own)")
     axes[1].set_xlabel("wall hours (2 CPU cores)")
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()  # below the plots, never over a curve
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.032 * ((len(labels) + 1) // 2), 1, 1))
     fig.savefig(path)
     plt.close(fig)
 
