@@ -40,3 +40,6 @@ python -m distill train-student distill/configs/student_r10t_nokd_v8.yaml  # Ope
 nice -n 19 python -m distill pretrain-mae distill/configs/pretrain_mae_v2.yaml
 python -m distill scaling --finetune distill/configs/teacher_mae_probe.yaml distill/configs/teacher_mae_probe_deit.yaml \
   --finetune-epochs 10 25 50 100 200   # DeiT probe: needs au_r10t.v6 (trained above, or RECOVER=1)
+python -m distill train-teacher distill/configs/teacher_mae_deit_v2.yaml  # the real fine-tune of the 50-epoch snapshot (~4 h)
+python -m distill scaling --finetune distill/configs/teacher_mae_probe.yaml distill/configs/teacher_mae_probe_deit.yaml \
+  --finetune-epochs 10 25 50 --teachers teacher_mae_deit.v2   # the report as committed
