@@ -189,9 +189,15 @@ def teacher_targets(teacher: str, images: np.ndarray, grids: list[int], batch: i
 
 
 def _load_targets(teacher: str, table: Table, grids: list[int]) -> dict:
+    """`teacher_targets` of `table`, cached beside the teacher; a cache older than the teacher's `best.pt` (a teacher
+    still training, or trained again) or made for other grids is computed again."""
     path = run_dir(teacher) / f"targets_train_{len(table)}.pt"
-    if path.exists():
-        return torch.load(path, weights_only=False)
+    best = run_dir(teacher) / "best.pt"
+    if path.exists() and (not best.exists() or path.stat().st_mtime >= best.stat().st_mtime):
+        res = torch.load(path, weights_only=False)
+        if list(res["meta"]["grids"]) == list(grids):
+            return res
+        print(f"{teacher}: cached targets were made for grids {res['meta']['grids']}, not {grids}: computed again")
     res = teacher_targets(teacher, table.images, grids)
     tmp = path.with_suffix(".partial")
     torch.save(res, tmp)

@@ -421,3 +421,29 @@ def test_every_shipped_training_config_loads_and_names_a_run_of_its_own():
     assert len(paths) >= 20
     names = [TrainConfig.from_yaml(p).name for p in paths]  # unknown keys and bad values raise here
     assert len(set(names)) == len(names), "two configs would write the same run folder"
+
+
+def test_cached_teacher_targets_are_remade_when_the_teacher_changed_after_them(tmp_path, monkeypatch):
+    import os
+
+    import distill.train as tr
+
+    monkeypatch.setenv("LIBREFACE_CACHE", str(tmp_path))
+    calls = []
+
+    def fake_targets(teacher, images, grids):
+        calls.append(teacher)
+        return {"meta": {"grids": list(grids)}, "n": len(calls)}
+
+    monkeypatch.setattr(tr, "teacher_targets", fake_targets)
+    table = type("T", (), {"__len__": lambda self: 5, "images": np.zeros((5, 1, 8, 8), np.uint8)})()
+    run = tmp_path / "runs" / "t.v0"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"epoch 1")
+    assert tr._load_targets("t.v0", table, [8, 4])["n"] == 1
+    assert tr._load_targets("t.v0", table, [8, 4])["n"] == 1  # cached
+    assert tr._load_targets("t.v0", table, [4, 2])["n"] == 2  # other grids
+    later = (run / "targets_train_5.pt").stat().st_mtime + 10
+    (run / "best.pt").write_bytes(b"epoch 2")  # the teacher trained on: its old targets are stale
+    os.utime(run / "best.pt", (later, later))
+    assert tr._load_targets("t.v0", table, [4, 2])["n"] == 3 and len(calls) == 3
