@@ -315,7 +315,7 @@ def test_collect_gives_back_every_csv_row_with_its_metadata(clips, tmp_path_fact
         assert row["AU12_intensity_p90"] == pytest.approx(faces["AU12_intensity"].quantile(0.9), rel=1e-5)
         assert row["happiness_p50"] == pytest.approx(faces["happiness"].median(), rel=1e-5)
         assert row["participant"] == rec["participant"]
-    assert pd.read_parquet(out / "summary.parquet").shape == summary.reset_index().shape
+    assert pd.read_parquet(out / "summary.parquet").shape == (len(summary), summary.shape[1] + 1)  # + "recording"
 
 
 # --- Dask ------------------------------------------------------------------------------------------------------------
