@@ -14,8 +14,8 @@ Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accur
   pretraining of its `init_from` snapshot ended, so its hours compare with the other curves' hours.
 
 The bar is the best student's FER+ validation accuracy (its committed history); the target is the bar + 2 points. A
-saturating curve acc(e) = a - b * e^-c is fitted with >= 4 points and solved exactly through 3 (no residual: an
-indication, said so); it gives the asymptote `a` and the epoch where a curve crosses the bar and the target. For
+saturating curve acc(e) = a - b * e^-c is fitted with >= 4 points (snapshots probed by a fine-tune: solved exactly
+through 3, no residual: an indication, said so); it gives the asymptote `a` and the epoch where a curve crosses the bar and the target. For
 snapshots probed by a short fine-tune it also says how much more pretraining would add to that probe. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
 """
 
@@ -30,8 +30,11 @@ import numpy as np
 
 from .paths import REPO
 
-MIN_FIT_POINTS = 3
-"""With exactly 3 points the curve goes through all of them (`exact`: no residual to judge it by)."""
+MIN_FIT_POINTS = 4
+SNAPSHOT_FIT_POINTS = 3
+"""Snapshots probed by a fine-tune (each point costs a training run) get their curve from 3 points, exact through
+them (`exact`: no residual to judge it by); a training history, whose shape within a schedule follows its learning
+rate, needs `MIN_FIT_POINTS`."""
 TARGET_MARGIN = 0.02
 PLATEAU_GAIN = 0.005
 """A curve whose accuracy rose less than this (0.5 point) over its last quarter of epochs has levelled off."""
@@ -124,14 +127,19 @@ def run_history_spec(run: str) -> HistorySpec:
     """
     import yaml
 
-    from .runs import run_dir, snapshot_path
+    from .runs import finished, run_dir, snapshot_path
 
     d = run_dir(run)
     if not (d / "history.jsonl").exists():
         raise FileNotFoundError(f"{d / 'history.jsonl'}: no epoch of {run} finished yet")
-    init = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("init_from") or ""
+    cfg = yaml.safe_load((d / "config.yaml").read_text()) or {}
+    init = cfg.get("init_from") or ""
+    done = len(_read_jsonl(d / "history.jsonl"))
+    progress = (f"finished: {done} epochs" if finished(run) else
+                f"still training: {done} of its {cfg.get('epochs')} epochs; a fit's crossing past them is not reachable "
+                "by this run")
     mae, _, epoch = init.partition("@")
-    wall, note = 0.0, f"{run} from scratch"
+    wall, note = 0.0, f"{run} from scratch ({progress})"
     if epoch:
         snap = snapshot_path(mae, int(epoch))
         probe = snap.with_suffix(".probe.json")  # the linear probe keeps the snapshot's times beside it
@@ -142,7 +150,7 @@ def run_history_spec(run: str) -> HistorySpec:
 
             wall = torch.load(snap, map_location="cpu", weights_only=False)["wall_seconds"]
         note = (f"{run} fine-tunes {init} (epochs are fine-tune epochs; its hours start after the "
-                f"{wall / 3600:.1f} h of pretraining that snapshot took)")
+                f"{wall / 3600:.1f} h of pretraining that snapshot took); {progress}")
     return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, note=note, label=f"MAE-ViT teacher ({run})"
                        if epoch else run, probe=f"fine-tune of {init}" if epoch else "training history")
 
@@ -273,14 +281,14 @@ def _saturating(e, a, b, c):
     return a - b * np.power(e, -c)
 
 
-def fit_curve(points: list[Point], bar: float, target: float) -> dict | None:
+def fit_curve(points: list[Point], bar: float, target: float, min_points: int = MIN_FIT_POINTS) -> dict | None:
     """acc(e) = a - b * e^-c by least squares, with the epochs (and wall hours) where it crosses `bar` and `target`
-    (None where the asymptote stays below); None with fewer than `MIN_FIT_POINTS` points or when it fails."""
+    (None where the asymptote stays below); None with fewer than `min_points` points or when it fails."""
     import warnings
 
     from scipy.optimize import OptimizeWarning, curve_fit
 
-    if len(points) < MIN_FIT_POINTS:
+    if len(points) < min_points:
         return None
     e = np.array([p.epochs for p in points], float)
     y = np.array([p.valid_accuracy for p in points], float)
@@ -307,6 +315,11 @@ def fit_curve(points: list[Point], bar: float, target: float) -> dict | None:
             "rmse": round(rmse, 4), "at_bound": at_bound, "exact": exact, "bar": crossing(bar), "target": crossing(target)}
 
 
+def _probes_snapshots(curve: Curve) -> bool:
+    """Whether `curve`'s points are MAE snapshots, each probed by a short fine-tune (`mae_curve` with a config)."""
+    return curve.probe.startswith("fine-tune (")
+
+
 def verdict(curve: Curve, bar: float, target: float) -> str:
     """Stop or continue, with the numbers: against the bar for a teacher, against its own trend for a linear probe."""
     pts = curve.points
@@ -321,11 +334,12 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
     if f is None:
         trend = ("continue (one point, no trend yet)" if len(pts) < 2 else
                  "continue (still rising)" if gain >= PLATEAU_GAIN else "levelled off so far")
-        return f"fit unconstrained ({len(pts)} point(s) < {MIN_FIT_POINTS}); {head}: {trend}."
+        need = SNAPSHOT_FIT_POINTS if _probes_snapshots(curve) else MIN_FIT_POINTS
+        return f"fit unconstrained ({len(pts)} point(s) < {need}); {head}: {trend}."
     fit = (f"fit asymptote {f['a'] * 100:.1f} % (" + ("exact through 3 points, no residual" if f.get("exact") else
                                                       f"rmse {f['rmse'] * 100:.1f} points")
            + f"{', a parameter at its bound' if f['at_bound'] else ''})")
-    if curve.probe.startswith("fine-tune (") and not f["at_bound"]:  # snapshots, each probed by a short fine-tune
+    if _probes_snapshots(curve) and not f["at_bound"]:
         e2, e4 = 2 * last.epochs, 4 * last.epochs
         more = _saturating(e4, f["a"], f["b"], f["c"]) - last.valid_accuracy  # what 4x the pretraining would add
         projected = (f"{head}; {fit}: projected {_saturating(e2, f['a'], f['b'], f['c']) * 100:.1f} % at {e2} and "
@@ -383,7 +397,7 @@ def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_histor
         c.notes += [spec.note] if spec.note else []
         curves.append(c)
     for c in curves:
-        c.fit = fit_curve(c.points, bar, target)
+        c.fit = fit_curve(c.points, bar, target, SNAPSHOT_FIT_POINTS if _probes_snapshots(c) else MIN_FIT_POINTS)
         c.verdict = verdict(c, bar, target)
     return {"bar": {"model": bar_name, "valid_accuracy": round(bar, 4), "source": str(bar_history)},
             "target": round(target, 4), "curves": [asdict(c) for c in curves], "pending": pending}
@@ -411,7 +425,7 @@ def markdown(result: dict) -> str:
                   f"{'exact through 3 points (no residual: an indication)' if f.get('exact') else 'rmse = ' + str(f['rmse'])}"
                   f"{' (a parameter at its bound)' if f['at_bound'] else ''}; crosses the bar at {at(f['bar'])}, the "
                   f"target at {at(f['target'])}." if f else
-                  f"Fit: unconstrained (fewer than {MIN_FIT_POINTS} points).", "", f"**Verdict:** {c['verdict']}", ""]
+                  "Fit: unconstrained (too few points).", "", f"**Verdict:** {c['verdict']}", ""]
         lines += [f"Note: {n}" for n in c["notes"]] + ([""] if c["notes"] else [])
     lines += [f"- {m}" for m in result.get("pending", [])]
     return "\n".join(lines)

@@ -287,12 +287,12 @@ def test_the_scaling_fit_finds_a_plateau_below_the_bar_and_a_crossing_above_it()
     g = fit_curve(high, bar=0.848, target=0.868)
     assert g["target"]["epochs"] == pytest.approx((0.3 / 0.032) ** 2, rel=0.05)
     assert "continue" in verdict(Curve("m", "fine-tune", high, g), 0.848, 0.868)
-    assert fit_curve(high[:2], 0.848, 0.868) is None
-    three = fit_curve(high[3:], 0.848, 0.868)  # 10, 25, 50 epochs: exact, and it finds the curve's asymptote
+    assert fit_curve(high[3:], 0.848, 0.868) is None  # a training history needs 4 points
+    three = fit_curve(high[3:], 0.848, 0.868, min_points=3)  # 10, 25, 50 snapshots: exact, the curve's asymptote
     assert three["exact"] and three["rmse"] < 1e-4 and three["a"] == pytest.approx(0.90, abs=0.005)
     # snapshots probed by a short fine-tune: a probe levelling off says "pause the pretraining", with its projections
     flat = [Point(int(x), 60.0 * x, 0.815 - 0.61 * x ** -0.82) for x in (10, 25, 50)]
-    said = verdict(Curve("m", "fine-tune (probe.yaml)", flat, fit_curve(flat, 0.848, 0.868)), 0.848, 0.868)
+    said = verdict(Curve("m", "fine-tune (probe.yaml)", flat, fit_curve(flat, 0.848, 0.868, 3)), 0.848, 0.868)
     assert "pause the pretraining" in said and "at 100 and" in said and "exact through 3 points" in said
     assert "continue" in verdict(Curve("m", "fine-tune (probe.yaml)", high[3:], three), 0.848, 0.868)
 
@@ -355,6 +355,7 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     ft_hist = [json.loads(line) for line in (cache / "runs" / "teacher_mae_probe.v2_smoke_mae_snap.v0_e0002" /
                                              "history.jsonl").read_text().splitlines()]
     assert teacher["probe"] == "fine-tune of smoke_mae_snap.v0@2" and len(teacher["points"]) == len(ft_hist)
+    assert teacher["notes"][0].endswith(f"finished: {len(ft_hist)} epochs")
     assert teacher["points"][0]["wall_seconds"] == pytest.approx(walls[1] + ft_hist[0]["seconds"], abs=0.2)
     assert teacher["points"][-1]["valid_accuracy"] == ft_hist[-1]["valid_fer_accuracy"]
     assert result["pending"] == [next(p for p in result["pending"] if p.startswith("no_such_teacher.v0: not measured"))]
