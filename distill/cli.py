@@ -121,7 +121,8 @@ def _scaling(args: argparse.Namespace) -> int:
         swin = []
         for item in args.swin:
             path, *rest = item.split(":")
-            swin.append(HistorySpec(path, int(rest[0]) if rest else 0, float(rest[1]) if len(rest) > 1 else 0.0))
+            wall = float(rest[1]) if len(rest) > 1 else 0.0
+            swin.append(HistorySpec(path, int(rest[0]) if rest else 0, wall, cpu_offset_s=None if wall else 0.0))
     result = study(args.mae, swin if swin is not None else SWIN_HISTORIES, args.bar or BAR_HISTORY,
                    prepared=args.prepared, finetune=args.finetune, threads=args.threads,
                    finetune_epochs=args.finetune_epochs, teachers=args.teachers)

@@ -47,6 +47,7 @@ class HistorySpec:
     Attributes:
         path: the jsonl file, relative to the repo or absolute.
         epoch_offset / wall_offset_s: epochs and seconds of the run it continued (0 for a run from scratch).
+        cpu_offset_s: that run's CPU seconds (None: unknown, and the curve has no CPU hours).
         offset_accuracy: that earlier run's final FER+ validation accuracy (a point at `epoch_offset`), if known.
         note: where the offsets come from.
         label: the curve's name (default: "Swin (<run>)" from the file name `history_<run>.jsonl`).
@@ -56,6 +57,7 @@ class HistorySpec:
     path: str
     epoch_offset: int = 0
     wall_offset_s: float = 0.0
+    cpu_offset_s: float | None = 0.0
     offset_accuracy: float | None = None
     note: str = ""
     label: str = ""
@@ -63,7 +65,8 @@ class HistorySpec:
 
 
 SWIN_HISTORIES = [HistorySpec(
-    "reports/v5/history_teacher_swin.v3.jsonl", epoch_offset=30, wall_offset_s=112 * 60, offset_accuracy=0.770,
+    "reports/v5/history_teacher_swin.v3.jsonl", epoch_offset=30, wall_offset_s=112 * 60, cpu_offset_s=None,
+    offset_accuracy=0.770,
     note="teacher_swin.v3 continues teacher_swin.v2 (30 epochs from scratch, 112 min, 77.0 % valid: README and "
          "teacher_swin_v3.yaml) on a fresh 20-epoch cosine schedule, distilled from two students")]
 BAR_HISTORY = "reports/v6/history_au_r10t.v6.jsonl"
@@ -110,11 +113,12 @@ def history_points(spec: HistorySpec) -> list[Point]:
         raise ValueError(f"{path}: no `valid_fer_accuracy` per epoch")
     pts = [Point(spec.epoch_offset, spec.wall_offset_s, spec.offset_accuracy, "the run it continued (see note)")] \
         if spec.offset_accuracy else []
-    wall = spec.wall_offset_s
+    wall, cpu = spec.wall_offset_s, spec.cpu_offset_s
     for r in rows:
         wall += float(r["seconds"])
+        cpu = None if cpu is None or r.get("cpu_seconds") is None else cpu + float(r["cpu_seconds"])  # so far, as wall
         pts.append(Point(spec.epoch_offset + int(r["epoch"]), round(wall, 1), float(r["valid_fer_accuracy"]), path.name,
-                         r.get("cpu_seconds")))
+                         None if cpu is None else round(cpu, 1)))
     return pts
 
 
@@ -139,20 +143,22 @@ def run_history_spec(run: str) -> HistorySpec:
                 f"still training: {done} of its {cfg.get('epochs')} epochs; a fit's crossing past them is not reachable "
                 "by this run")
     mae, _, epoch = init.partition("@")
-    wall, note = 0.0, f"{run} from scratch ({progress})"
+    wall, cpu, note = 0.0, 0.0, f"{run} from scratch ({progress})"
     if epoch:
         snap = snapshot_path(mae, int(epoch))
         probe = snap.with_suffix(".probe.json")  # the linear probe keeps the snapshot's times beside it
         if probe.exists():
-            wall = json.loads(probe.read_text())["wall_seconds"]
-        elif snap.exists():
+            times = json.loads(probe.read_text())
+        else:
             import torch
 
-            wall = torch.load(snap, map_location="cpu", weights_only=False)["wall_seconds"]
+            times = torch.load(snap, map_location="cpu", weights_only=False)
+        wall, cpu = times["wall_seconds"], times.get("cpu_seconds")
         note = (f"{run} fine-tunes {init} (epochs are fine-tune epochs; its hours start after the "
                 f"{wall / 3600:.1f} h of pretraining that snapshot took); {progress}")
-    return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, note=note, label=f"MAE-ViT teacher ({run})"
-                       if epoch else run, probe=f"fine-tune of {init}" if epoch else "training history")
+    return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, cpu_offset_s=cpu, note=note,
+                       label=f"MAE-ViT teacher ({run})" if epoch else run,
+                       probe=f"fine-tune of {init}" if epoch else "training history")
 
 
 def bar_from_history(path: str | Path) -> tuple[str, float]:

@@ -357,6 +357,8 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     assert teacher["probe"] == "fine-tune of smoke_mae_snap.v0@2" and len(teacher["points"]) == len(ft_hist)
     assert teacher["notes"][0].endswith(f"finished: {len(ft_hist)} epochs")
     assert teacher["points"][0]["wall_seconds"] == pytest.approx(walls[1] + ft_hist[0]["seconds"], abs=0.2)
+    cpu = torch.load(snaps[1][1], weights_only=False)["cpu_seconds"] + sum(h["cpu_seconds"] for h in ft_hist)
+    assert teacher["points"][-1]["cpu_seconds"] == pytest.approx(cpu, abs=0.3)  # so far, like the wall time
     assert teacher["points"][-1]["valid_accuracy"] == ft_hist[-1]["valid_fer_accuracy"]
     assert result["pending"] == [next(p for p in result["pending"] if p.startswith("no_such_teacher.v0: not measured"))]
 
