@@ -84,8 +84,8 @@ def pack(prepared: Path, out: Path, quality: int | None = 95, max_mib: float = 6
         max_mib: a pack over this size (MiB, 2**20 bytes) is not written (error naming its size).
 
     Returns:
-        {"rows", "mib" (the data files), "images", "quality", "mean_abs_error", "max_abs_error", "files": {"ferplus/train.npz": {"rows",
-        "bytes"}, ...}}.
+        {"rows", "mib" (the data files), "images", "quality", "mean_abs_error", "max_abs_error",
+        "files": {"ferplus/train.npz": {"rows", "bytes"}, ...}}.
     """
     from .au_geometry import feature_array
 

@@ -15,8 +15,9 @@ Two directions, each a curve of points (epochs, wall seconds, FER+ *Valid* accur
 
 The bar is the best student's FER+ validation accuracy (its committed history); the target is the bar + 2 points. A
 saturating curve acc(e) = a - b * e^-c is fitted with >= 4 points (snapshots probed by a fine-tune: solved exactly
-through 3, no residual: an indication, said so); it gives the asymptote `a` and the epoch where a curve crosses the bar and the target. For
-snapshots probed by a short fine-tune it also says how much more pretraining would add to that probe. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
+through 3, no residual: an indication, said so); it gives the asymptote `a` and the epoch where a curve crosses the
+bar and the target. For snapshots probed by a short fine-tune it also says how much more pretraining would add to
+that probe. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
 """
 
 from __future__ import annotations
