@@ -53,6 +53,7 @@ class HistorySpec:
         note: where the offsets come from.
         label: the curve's name (default: "Swin (<run>)" from the file name `history_<run>.jsonl`).
         probe: what its epochs are (default: "training history").
+        running: the run is still training (no verdict before its schedule ends).
     """
 
     path: str
@@ -63,6 +64,7 @@ class HistorySpec:
     note: str = ""
     label: str = ""
     probe: str = "training history"
+    running: bool = False
 
 
 SWIN_HISTORIES = [HistorySpec(
@@ -92,6 +94,7 @@ class Curve:
     fit: dict | None = None
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
+    running: bool = False
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -159,7 +162,7 @@ def run_history_spec(run: str) -> HistorySpec:
                 f"{wall / 3600:.1f} h of pretraining that snapshot took); {progress}")
     return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, cpu_offset_s=cpu, note=note,
                        label=f"MAE-ViT teacher ({run})" if epoch else run,
-                       probe=f"fine-tune of {init}" if epoch else "training history")
+                       probe=f"fine-tune of {init}" if epoch else "training history", running=not finished(run))
 
 
 def bar_from_history(path: str | Path) -> tuple[str, float]:
@@ -338,6 +341,10 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
     rising = f"{gain * 100:+.1f} points over epochs {quarter[0].epochs}-{last.epochs}"
     f = curve.fit
     head = f"last point {last.valid_accuracy * 100:.1f} % at {last.epochs} epochs ({last.wall_seconds / 3600:.1f} h); {rising}"
+    if curve.running:  # mid-schedule, a dip or a flat stretch is the learning rate's doing, not a plateau
+        asymptote = f"; fit asymptote {f['a'] * 100:.1f} %" if f else ""
+        return (f"{head}{asymptote}: still training, no verdict before its schedule ends (a fit through a schedule "
+                "still at a high learning rate is an indication only).")
     if f is None:
         trend = ("continue (one point, no trend yet)" if len(pts) < 2 else
                  "continue (still rising)" if gain >= PLATEAU_GAIN else "levelled off so far")
@@ -400,7 +407,8 @@ def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_histor
         except FileNotFoundError as e:
             pending.append(f"{run}: not measured yet ({e}).")
     for spec in specs:
-        c = Curve(spec.label or f"Swin ({Path(spec.path).stem.removeprefix('history_')})", spec.probe, history_points(spec))
+        c = Curve(spec.label or f"Swin ({Path(spec.path).stem.removeprefix('history_')})", spec.probe, history_points(spec),
+                  running=spec.running)
         c.notes += [spec.note] if spec.note else []
         curves.append(c)
     for c in curves:

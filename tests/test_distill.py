@@ -302,7 +302,7 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     from dataclasses import replace
     from pathlib import Path
 
-    from distill.scaling import HistorySpec, snapshots, study, write_report
+    from distill.scaling import Curve, HistorySpec, Point, snapshots, study, verdict, write_report
     from distill.smoke import CONFIGS
     from distill.train import TrainConfig, train
 
@@ -356,6 +356,9 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
                                              "history.jsonl").read_text().splitlines()]
     assert teacher["probe"] == "fine-tune of smoke_mae_snap.v0@2" and len(teacher["points"]) == len(ft_hist)
     assert teacher["notes"][0].endswith(f"finished: {len(ft_hist)} epochs")
+    assert not teacher["running"]
+    running = Curve("t", "fine-tune of x@2", [Point(e, 60.0 * e, 0.80) for e in range(1, 6)], running=True)
+    assert "still training, no verdict" in verdict(running, 0.848, 0.868)
     assert teacher["points"][0]["wall_seconds"] == pytest.approx(walls[1] + ft_hist[0]["seconds"], abs=0.2)
     cpu = torch.load(snaps[1][1], weights_only=False)["cpu_seconds"] + sum(h["cpu_seconds"] for h in ft_hist)
     assert teacher["points"][-1]["cpu_seconds"] == pytest.approx(cpu, abs=0.3)  # so far, like the wall time
