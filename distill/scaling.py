@@ -126,6 +126,19 @@ def history_points(spec: HistorySpec) -> list[Point]:
     return pts
 
 
+def snapshot_times(path: Path) -> tuple[float, float | None]:
+    """(wall seconds, CPU seconds or None) of pretraining up to snapshot `path`: from the linear probe's record kept
+    beside it (`.probe.json`, written when the snapshot was probed), else from the snapshot itself (a 27 MB load)."""
+    probe = path.with_suffix(".probe.json")
+    if probe.exists() and probe.stat().st_mtime >= path.stat().st_mtime:
+        times = json.loads(probe.read_text())
+    else:
+        import torch
+
+        times = torch.load(path, map_location="cpu", weights_only=False)
+    return times["wall_seconds"], times.get("cpu_seconds")
+
+
 def run_history_spec(run: str) -> HistorySpec:
     """The per-epoch history of teacher run `run` (`<cache>/runs/<run>/history.jsonl`) as a curve; a run initialised
     from an MAE snapshot (`init_from: "<mae run>@<epoch>"`) starts at that snapshot's pretraining wall time.
@@ -135,34 +148,26 @@ def run_history_spec(run: str) -> HistorySpec:
     """
     import yaml
 
-    from .runs import finished, run_dir, snapshot_path
+    from .runs import finished, history, run_dir, snapshot_path
 
     d = run_dir(run)
-    if not (d / "history.jsonl").exists():
+    rows, done = history(run), finished(run)
+    if not rows:
         raise FileNotFoundError(f"{d / 'history.jsonl'}: no epoch of {run} finished yet")
     cfg = yaml.safe_load((d / "config.yaml").read_text()) or {}
     init = cfg.get("init_from") or ""
-    done = len(_read_jsonl(d / "history.jsonl"))
-    progress = (f"finished: {done} epochs" if finished(run) else
-                f"still training: {done} of its {cfg.get('epochs')} epochs; a fit's crossing past them is not reachable "
-                "by this run")
+    progress = (f"finished: {len(rows)} epochs" if done else
+                f"still training: {len(rows)} of its {cfg.get('epochs')} epochs; a fit's crossing past them is not "
+                "reachable by this run")
     mae, _, epoch = init.partition("@")
     wall, cpu, note = 0.0, 0.0, f"{run} from scratch ({progress})"
     if epoch:
-        snap = snapshot_path(mae, int(epoch))
-        probe = snap.with_suffix(".probe.json")  # the linear probe keeps the snapshot's times beside it
-        if probe.exists():
-            times = json.loads(probe.read_text())
-        else:
-            import torch
-
-            times = torch.load(snap, map_location="cpu", weights_only=False)
-        wall, cpu = times["wall_seconds"], times.get("cpu_seconds")
+        wall, cpu = snapshot_times(snapshot_path(mae, int(epoch)))
         note = (f"{run} fine-tunes {init} (epochs are fine-tune epochs; its hours start after the "
                 f"{wall / 3600:.1f} h of pretraining that snapshot took); {progress}")
     return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, cpu_offset_s=cpu, note=note,
                        label=f"MAE-ViT teacher ({run})" if epoch else run,
-                       probe=f"fine-tune of {init}" if epoch else "training history", running=not finished(run))
+                       probe=f"fine-tune of {init}" if epoch else "training history", running=not done)
 
 
 def bar_from_history(path: str | Path) -> tuple[str, float]:
@@ -232,7 +237,7 @@ def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = No
     from .config import TrainConfig
     from .dataset import build_tables
     from .paths import cache_dir
-    from .runs import build_model, finished, load_run, run_dir
+    from .runs import build_model, finished, history, load_run, run_dir
     from .train import train
 
     every = snapshots(run)
@@ -246,8 +251,9 @@ def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = No
             cfg = TrainConfig(**{**asdict(base), "name": f"{base.name}_{run}_e{epoch:04d}", "init_from": f"{run}@{epoch}"})
             if (epoch, path) not in snaps and not finished(cfg.name):
                 continue
-            wall = torch.load(path, map_location="cpu", weights_only=False)["wall_seconds"]
-            hist = _read_jsonl(train(cfg) / "history.jsonl")
+            wall, _ = snapshot_times(path)
+            train(cfg)
+            hist = history(cfg.name)
             points.append(Point(epoch, wall, max(h["valid_fer_accuracy"] for h in hist),
                                 f"fine-tune {cfg.name}: {sum(h['seconds'] for h in hist):.0f} s more"))
         return Curve(f"MAE-ViT ({run})", f"fine-tune ({Path(finetune).name})", points)

@@ -288,8 +288,9 @@ def train(cfg: TrainConfig) -> Path:
     device_name = device_label(dev)
     print(f"{cfg.name}: training on {device_name}")
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16")
-    wall_before = sum(h["seconds"] for h in history(cfg.name)[:start_epoch])
-    cpu_before = sum(h.get("cpu_seconds", h["seconds"] * cfg.threads) for h in history(cfg.name)[:start_epoch])
+    resumed = history(cfg.name)[:start_epoch]
+    wall_before = sum(h["seconds"] for h in resumed)
+    cpu_before = sum(h.get("cpu_seconds", h["seconds"] * cfg.threads) for h in resumed)
     watch = Stopwatch()  # wall time without SIGSTOP pauses (distill.stopwatch)
     for epoch in range(start_epoch, cfg.epochs):
         watch.start()
