@@ -208,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=Path("reports"), help="report folder")
     q.add_argument("--prepared", type=Path, default=None, help="prepared-data folder (default: <cache>/prepared)")
     q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation and timing")
-    q.add_argument("--ensemble", nargs="*", type=Path, default=[],
-                   help="ONNX students whose averaged outputs are reported as one more model (are they better together?)")
+    q.add_argument("--ensemble", nargs="*", default=[], metavar="ONNX_OR_RUN",
+                   help="ONNX files and/or training runs whose averaged outputs are reported as one more model (are "
+                        "they better together? what is the averaged signal of a student's teachers worth?)")
     q.add_argument("--split", choices=["test", "valid"], default="test",
                    help="test: FER+ Test + CK+ test subjects (reported once per shipped model); valid: FER+ Valid + CK+ "
                         "validation subjects (what models, thresholds and sources are chosen on)")

@@ -11,10 +11,10 @@ import numpy as np
 
 from .data.records import EXPRESSIONS
 from .metrics import OCCURRENCE_THRESHOLD, baseline_metrics, task_metrics
-from .predict import onnx_predict, predict
+from .predict import onnx_predict, predict, predict_views
 
 __all__ = ["OCCURRENCE_THRESHOLD", "baseline_metrics", "confusion_png", "markdown", "onnx_ms_per_face", "onnx_predict",
-           "predict", "report", "task_metrics"]
+           "predict", "predict_views", "report", "task_metrics"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,9 +87,11 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
     has; "openface": also AU07, AU10, AU14, AU23, for models with OpenFace's set).
 
     Every ONNX model is evaluated twice: as it is (row `<file>`) and with mirror averaging (row `<file> +mirror`,
-    the analyzer's default; see `libreface.models.session.StudentModel`). `ensemble`: ONNX files whose outputs are
-    averaged into one more pair of rows (`ensemble of N`, as it is and `+mirror`): how much better the students
-    would be together than alone, i.e. whether they have anything left to teach each other.
+    the analyzer's default; see `libreface.models.session.StudentModel`). `ensemble`: ONNX files (`*.onnx`) and/or
+    training runs (torch checkpoints, e.g. a teacher and the students it is distilled with) whose outputs are
+    averaged into one more pair of rows (`ensemble of N`, as it is and `+mirror`): how much better the models would
+    be together than alone, i.e. whether they have anything left to teach each other, and what the averaged signal
+    a student distils from several teachers is worth.
 
     Writes `<out_dir>/metrics.json`, `<out_dir>/metrics.md` and `<out_dir>/confusion_<model>.png`.
     """
@@ -118,14 +120,20 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
     base = baseline_metrics(ck, cal.trace, aus=aset) if ck is not None else {}
     rows.append(_row("blendshape baseline", "mapping", {}, base))
     details["blendshape baseline"] = base
-    for run in runs:
-        model, rcfg = load_run(run)
-        m_test = metrics(select_aus(predict(model, test), rcfg.aus, aus), test)
-        m_ck = metrics(select_aus(predict(model, ck), rcfg.aus, aus), ck) if ck is not None else {}
-        rows.append(_row(run, "torch", m_test, m_ck))
-        details[run] = {fer_key: m_test, ck_key: m_ck}
     splits = {fer_key: test, ck_key: ck}
     cached: dict = {}
+    models: dict = {}
+
+    def torch_outputs(run: str, split: str, mirror: bool) -> dict[str, np.ndarray]:
+        # a run's outputs in the table's AU columns; `mirror` averages each face with its mirror image, as the
+        # analyzer does with an exported student
+        key = (run, split, mirror)
+        if key not in cached:
+            if run not in models:
+                models[run] = load_run(run)
+            model, rcfg = models[run]
+            cached[key] = select_aus(predict_views(model, splits[split], mirror), rcfg.aus, aus)
+        return cached[key]
 
     def onnx_outputs(path: Path, split: str, mirror: bool) -> dict[str, np.ndarray]:
         # each ONNX model runs once per table and view, also when it is an ensemble member too
@@ -133,6 +141,17 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
         if key not in cached:
             cached[key] = onnx_predict(path, splits[split], threads, mirror=mirror, aus=aus)
         return cached[key]
+
+    def outputs(member: str | Path, split: str, mirror: bool) -> dict[str, np.ndarray]:
+        if str(member).endswith(".onnx"):
+            return onnx_outputs(Path(member), split, mirror)
+        return torch_outputs(str(member), split, mirror)
+
+    for run in runs:
+        m_test = metrics(torch_outputs(run, fer_key, False), test)
+        m_ck = metrics(torch_outputs(run, ck_key, False), ck) if ck is not None else {}
+        rows.append(_row(run, "torch", m_test, m_ck))
+        details[run] = {fer_key: m_test, ck_key: m_ck}
 
     for path in map(Path, onnx):
         for mirror in (False, True):
@@ -144,14 +163,15 @@ def report(runs: list[str], onnx: list, out_dir, prepared=None, threads: int = 2
             details[name] = {fer_key: m_test, ck_key: m_ck, "speed": speed}
             confusion_png(m_test["fer_confusion"], out_dir / f"confusion_{stem}.png", f"{stem}: FER+ {split}")
     if ensemble:
-        members = [Path(p) for p in ensemble]
+        members = list(ensemble)
+        label = " + ".join(Path(p).stem if str(p).endswith(".onnx") else str(p) for p in members)
         for mirror in (False, True):
-            name = f"ensemble of {len(members)}: {' + '.join(p.stem for p in members)}" + (" +mirror" if mirror else "")
+            name = f"ensemble of {len(members)}: {label}" + (" +mirror" if mirror else "")
             m = {}
             for key, table in splits.items():
                 if table is None:
                     continue
-                preds = [onnx_outputs(p, key, mirror) for p in members]
+                preds = [outputs(p, key, mirror) for p in members]
                 m[key] = metrics({k: np.mean([pr[k] for pr in preds], axis=0) for k in preds[0]}, table)
             rows.append(_row(name, "ensemble", m[fer_key], m.get(ck_key, {})))
             details[name] = m

@@ -49,6 +49,18 @@ def predict(model, table: Table, batch: int = 512) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
+def predict_views(model, table: Table, mirror: bool = False, batch: int = 512) -> dict[str, np.ndarray]:
+    """`predict`, and with `mirror` averaged with the predictions on the mirrored crops (the view an exported student
+    adds in the analyzer, `onnx_predict(mirror=True)`): same arrays as `predict`."""
+    from dataclasses import replace
+
+    out = predict(model, table, batch)
+    if not mirror:
+        return out
+    flipped = predict(model, replace(table, images=np.ascontiguousarray(table.images[:, :, ::-1])), batch)
+    return {k: (v + flipped[k]) / 2 for k, v in out.items()}
+
+
 def run_grey(model, grey: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
     """A runtime `StudentModel` (`libreface.models.session`) on (N, S, S) uint8 grey crops, in batches; crops whose side
     is not the card's input size are resized to it first (area when shrinking, linear when growing).

@@ -115,7 +115,10 @@ def _run(out: Path, seed: int) -> dict:
 
     update_manifest([{"name": "face_landmarker", "file": "face_landmarker.task", "kind": "landmarker"}], weights)
     paths = export(names["student_r18"], "smoke_r18.v0", weights_dir=weights, calib=64)
-    result = report([names["teacher_swin"], names["student_r18"]], paths, out / "report", prepared=prepared, ensemble=paths)
+    result = report([names["teacher_swin"], names["student_r18"]], paths, out / "report", prepared=prepared,
+                    ensemble=[*paths, names["teacher_swin"]])
     result["seconds"] = round(time.time() - t0, 1)
     result["weights"] = [str(p) for p in paths]
+    result["runs"] = names
+    result["root"] = str(out)
     return result

@@ -91,6 +91,41 @@ def test_the_smoke_chain_reports_every_model_and_the_baseline(smoke):
     ensemble = [r for r in smoke["rows"] if r["kind"] == "ensemble"]
     assert [r["model"].endswith(" +mirror") for r in ensemble] == [False, True]
     assert all(0 <= r["fer_accuracy"] <= 1 for r in ensemble)
+    assert all(r["model"].startswith("ensemble of 3: ") and smoke["runs"]["teacher_swin"] in r["model"] for r in ensemble)
+
+
+@pytest.mark.train
+def test_an_ensemble_of_one_run_scores_as_the_run_and_its_mirror_view_averages_two_views(smoke, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from distill.evaluate import report
+
+    monkeypatch.setenv("LIBREFACE_CACHE", str(Path(smoke["root"]) / "cache"))
+    run = smoke["runs"]["teacher_swin"]
+    result = report([run], [], tmp_path, ensemble=[run], split="valid")
+    rows = {r["model"]: r for r in result["rows"]}
+    alone, together = rows[run], rows[f"ensemble of 1: {run}"]
+    assert together["fer_accuracy"] == alone["fer_accuracy"] and together["au_mean_auc"] == alone["au_mean_auc"]
+    assert f"ensemble of 1: {run} +mirror" in rows
+
+
+@pytest.mark.train
+def test_a_torch_runs_mirror_view_averages_it_with_its_mirrored_crops(smoke, monkeypatch):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from distill.dataset import build_tables
+    from distill.predict import predict, predict_views
+    from distill.runs import load_run
+
+    monkeypatch.setenv("LIBREFACE_CACHE", str(Path(smoke["root"]) / "cache"))
+    model, _ = load_run(smoke["runs"]["teacher_swin"])
+    table = build_tables(Path(smoke["root"]) / "cache" / "prepared")[0]["valid"]
+    plain, both = predict_views(model, table), predict_views(model, table, mirror=True)
+    flipped = predict(model, replace(table, images=table.images[:, :, ::-1].copy()))
+    for k in plain:
+        assert np.allclose(both[k], (plain[k] + flipped[k]) / 2, atol=1e-6)
+    assert not np.allclose(both["expression"], plain["expression"])  # the faces are not symmetric: a second view
 
 
 @pytest.mark.train
