@@ -114,7 +114,8 @@ def _add_aus(args: argparse.Namespace) -> int:
 
 
 def _scaling(args: argparse.Namespace) -> int:
-    from .scaling import BAR_HISTORY, SWIN_HISTORIES, HistorySpec, study, write_report
+    from .scaling import BAR_HISTORY, SWIN_HISTORIES, HistorySpec, study
+    from .scaling_report import write_report
 
     swin = None
     if args.swin is not None:

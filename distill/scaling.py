@@ -17,7 +17,9 @@ The bar is the best student's FER+ validation accuracy (its committed history); 
 saturating curve acc(e) = a - b * e^-c is fitted with >= 4 points (snapshots probed by a fine-tune: solved exactly
 through 3, no residual: an indication, said so); it gives the asymptote `a` and the epoch where a curve crosses the
 bar and the target. For snapshots probed by a short fine-tune it also says how much more pretraining would add to
-that probe. Written: `<out>/scaling.json`, `scaling.md`, `scaling.png`.
+that probe. A teacher whose schedule has ended is judged by its best epoch (the checkpoint it keeps), not by a fit:
+its learning rate annealed, so the curve cannot be extended. The report (`<out>/scaling.json`, `scaling.md`,
+`scaling.png`) is written by `distill.scaling_report`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class HistorySpec:
         label: the curve's name (default: "Swin (<run>)" from the file name `history_<run>.jsonl`).
         probe: what its epochs are (default: "training history").
         running: the run is still training (no verdict before its schedule ends).
+        finished: the run ended its schedule (judged by its best epoch, `verdict`).
     """
 
     path: str
@@ -65,6 +68,7 @@ class HistorySpec:
     label: str = ""
     probe: str = "training history"
     running: bool = False
+    finished: bool = False
 
 
 SWIN_HISTORIES = [HistorySpec(
@@ -95,6 +99,7 @@ class Curve:
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
     running: bool = False
+    finished: bool = False
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -167,7 +172,8 @@ def run_history_spec(run: str) -> HistorySpec:
                 f"{wall / 3600:.1f} h of pretraining that snapshot took); {progress}")
     return HistorySpec(str(d / "history.jsonl"), wall_offset_s=wall, cpu_offset_s=cpu, note=note,
                        label=f"MAE-ViT teacher ({run})" if epoch else run,
-                       probe=f"fine-tune of {init}" if epoch else "training history", running=not done)
+                       probe=f"fine-tune of {init}" if epoch else "training history", running=not done,
+                       finished=done)
 
 
 def bar_from_history(path: str | Path) -> tuple[str, float]:
@@ -351,6 +357,17 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
         asymptote = f"; fit asymptote {f['a'] * 100:.1f} %" if f else ""
         return (f"{head}{asymptote}: still training, no verdict before its schedule ends (a fit through a schedule "
                 "still at a high learning rate is an indication only).")
+    if curve.finished:  # the schedule ended: its best epoch is the teacher; a fit through an annealed run is no projection
+        best = max(pts, key=lambda p: p.valid_accuracy)
+        at = f"best {best.valid_accuracy * 100:.1f} % at epoch {best.epochs} of {last.epochs} ({head})"
+        if best.valid_accuracy >= target:
+            return f"{at}: {(best.valid_accuracy - bar) * 100:+.1f} points over the bar, at or above bar + 2: a teacher for the next student."
+        if best.valid_accuracy >= bar:
+            return (f"{at}: {(best.valid_accuracy - bar) * 100:+.1f} points over the bar, {(target - best.valid_accuracy) * 100:.1f} "
+                    "short of bar + 2: above the students, below the target; a student distilled from it is judged "
+                    "against its no-distillation twin on validation.")
+        return (f"{at}: ended its schedule {(bar - best.valid_accuracy) * 100:.1f} points below the bar ({bar * 100:.1f} %): "
+                "stop this direction on this budget (a longer schedule or a larger encoder is a new curve to measure).")
     if f is None:
         trend = ("continue (one point, no trend yet)" if len(pts) < 2 else
                  "continue (still rising)" if gain >= PLATEAU_GAIN else "levelled off so far")
@@ -414,7 +431,7 @@ def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_histor
             pending.append(f"{run}: not measured yet ({e}).")
     for spec in specs:
         c = Curve(spec.label or f"Swin ({Path(spec.path).stem.removeprefix('history_')})", spec.probe, history_points(spec),
-                  running=spec.running)
+                  running=spec.running, finished=spec.finished)
         c.notes += [spec.note] if spec.note else []
         curves.append(c)
     for c in curves:
@@ -422,78 +439,3 @@ def study(mae_runs: list[str], swin: list[HistorySpec] | None = None, bar_histor
         c.verdict = verdict(c, bar, target)
     return {"bar": {"model": bar_name, "valid_accuracy": round(bar, 4), "source": str(bar_history)},
             "target": round(target, 4), "curves": [asdict(c) for c in curves], "pending": pending}
-
-
-def markdown(result: dict) -> str:
-    bar, target = result["bar"], result["target"]
-    lines = ["# Scaling study: FER+ validation accuracy against training epochs and wall time", "",
-             f"Bar: the best student, `{bar['model']}`, {bar['valid_accuracy'] * 100:.1f} % FER+ valid "
-             f"(`{bar['source']}`); target: bar + 2 = {target * 100:.1f} %. Wall time on this machine's 2 CPU cores "
-             "(shared: a niced background run's wall time includes waiting; its CPU hours / 2 is about what it would "
-             "take alone).", ""]
-    for c in result["curves"]:
-        lines += [f"## {c['name']} — {c['probe']}", "", "| epochs | wall h | CPU h | FER+ valid % | source |",
-                  "|---:|---:|---:|---:|---|"]
-        lines += [f"| {p['epochs']} | {p['wall_seconds'] / 3600:.2f} | "
-                  f"{'–' if p['cpu_seconds'] is None else format(p['cpu_seconds'] / 3600, '.2f')} | "
-                  f"{p['valid_accuracy'] * 100:.1f} | {p['source']} |" for p in c["points"]]
-        f = c["fit"]
-
-        def at(x: dict | None) -> str:
-            return f"~{x['epochs']:.0f} epochs (~{x['wall_hours']} h)" if x else "never (asymptote below)"
-
-        lines += ["", f"Fit: {f['form']}, a = {f['a']}, b = {f['b']}, c = {f['c']}, "
-                  f"{'exact through 3 points (no residual: an indication)' if f.get('exact') else 'rmse = ' + str(f['rmse'])}"
-                  f"{' (a parameter at its bound)' if f['at_bound'] else ''}; crosses the bar at {at(f['bar'])}, the "
-                  f"target at {at(f['target'])}." if f else
-                  "Fit: unconstrained (too few points).", "", f"**Verdict:** {c['verdict']}", ""]
-        lines += [f"Note: {n}" for n in c["notes"]] + ([""] if c["notes"] else [])
-    lines += [f"- {m}" for m in result.get("pending", [])]
-    return "\n".join(lines)
-
-
-def plot(result: dict, path: Path) -> None:
-    """Accuracy against epochs (log) and wall hours, with the bar, the target and each fit; a small PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.ScalarFormatter
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6), dpi=80)
-    for c in result["curves"]:
-        e = np.array([p["epochs"] for p in c["points"]], float)
-        y = np.array([p["valid_accuracy"] for p in c["points"]]) * 100
-        h = np.array([p["wall_seconds"] for p in c["points"]]) / 3600
-        line, = axes[0].plot(e, y, "o-", ms=3, label=f"{c['name']}: {c['probe']}")
-        axes[1].plot(h, y, "o-", ms=3, color=line.get_color())
-        if c["fit"] and not c["fit"]["at_bound"]:  # a fit pinned at a bound is reported, not drawn
-            ee = np.geomspace(max(1, e.min()), max(e.max() * 4, 200), 100)
-            axes[0].plot(ee, _saturating(ee, c["fit"]["a"], c["fit"]["b"], c["fit"]["c"]) * 100, "--", color=line.get_color(), lw=1)
-    for ax in axes:
-        ax.axhline(result["bar"]["valid_accuracy"] * 100, color="k", lw=1, label=f"bar: {result['bar']['model']}")
-        ax.axhline(result["target"] * 100, color="k", lw=1, ls=":", label="target: bar + 2")
-        ax.set_ylabel("FER+ valid accuracy %")
-        ax.grid(alpha=0.3)
-    epochs = [p["epochs"] for c in result["curves"] for p in c["points"]]
-    if epochs and max(epochs) > 10 * max(1, min(epochs)):  # log epochs only over more than a decade
-        axes[0].set_xscale("log")
-        axes[0].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    axes[0].set_xlabel("epochs (of pretraining for a probed snapshot; else the run's own)")
-    axes[1].set_xlabel("wall hours (2 CPU cores)")
-    handles, labels = axes[0].get_legend_handles_labels()  # below the plots, never over a curve
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.032 * ((len(labels) + 1) // 2), 1, 1))
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def write_report(result: dict, out: Path) -> list[Path]:
-    """`<out>/scaling.json`, `scaling.md`, `scaling.png`."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "scaling.json", out / "scaling.md", out / "scaling.png"]
-    paths[0].write_text(json.dumps(result, indent=1))
-    paths[1].write_text(markdown(result) + "\n")
-    plot(result, paths[2])
-    return paths

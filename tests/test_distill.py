@@ -311,6 +311,8 @@ def test_amp_auto_follows_the_cpu_flags_and_extra_train_is_for_mae_only():
 
 
 def test_the_scaling_fit_finds_a_plateau_below_the_bar_and_a_crossing_above_it():
+    from dataclasses import replace
+
     from distill.scaling import Curve, Point, fit_curve, verdict
 
     e = np.array([1, 2, 5, 10, 25, 50])
@@ -330,6 +332,15 @@ def test_the_scaling_fit_finds_a_plateau_below_the_bar_and_a_crossing_above_it()
     said = verdict(Curve("m", "fine-tune (probe.yaml)", flat, fit_curve(flat, 0.848, 0.868, 3)), 0.848, 0.868)
     assert "pause the pretraining" in said and "at 100 and" in said and "exact through 3 points" in said
     assert "continue" in verdict(Curve("m", "fine-tune (probe.yaml)", high[3:], three), 0.848, 0.868)
+    # a teacher whose schedule ended is judged by its best epoch, however its fit extrapolates
+    ended = [Point(k, 480.0 * k, a) for k, a in enumerate([0.70, 0.78, 0.82, 0.84, 0.853, 0.858, 0.856], 1)]
+    said = verdict(Curve("t", "fine-tune of m@50", ended, fit_curve(ended, 0.848, 0.868), finished=True), 0.848, 0.868)
+    assert "best 85.8 % at epoch 6 of 7" in said and "+1.0 points over the bar, 1.0 short of bar + 2" in said
+    assert "continue" not in said
+    below = [replace(p, valid_accuracy=p.valid_accuracy - 0.03) for p in ended]
+    assert "2.0 points below the bar" in verdict(Curve("t", "x", below, fit_curve(below, 0.848, 0.868), finished=True), 0.848, 0.868)
+    above = [replace(p, valid_accuracy=p.valid_accuracy + 0.015) for p in ended]
+    assert "a teacher for the next student" in verdict(Curve("t", "x", above, None, finished=True), 0.848, 0.868)
 
 
 @pytest.mark.train
@@ -337,7 +348,8 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
     from dataclasses import replace
     from pathlib import Path
 
-    from distill.scaling import Curve, HistorySpec, Point, snapshots, study, verdict, write_report
+    from distill.scaling import Curve, HistorySpec, Point, snapshots, study, verdict
+    from distill.scaling_report import write_report
     from distill.smoke import CONFIGS
     from distill.train import TrainConfig, train
 
@@ -391,7 +403,7 @@ def test_mae_snapshots_survive_a_resume_and_feed_the_scaling_report(smoke, tmp_p
                                              "history.jsonl").read_text().splitlines()]
     assert teacher["probe"] == "fine-tune of smoke_mae_snap.v0@2" and len(teacher["points"]) == len(ft_hist)
     assert teacher["notes"][0].endswith(f"finished: {len(ft_hist)} epochs")
-    assert not teacher["running"]
+    assert not teacher["running"] and teacher["finished"] and teacher["verdict"].startswith("best ")
     running = Curve("t", "fine-tune of x@2", [Point(e, 60.0 * e, 0.80) for e in range(1, 6)], running=True)
     assert "still training, no verdict" in verdict(running, 0.848, 0.868)
     assert teacher["points"][0]["wall_seconds"] == pytest.approx(walls[1] + ft_hist[0]["seconds"], abs=0.2)
