@@ -420,6 +420,13 @@ def _done_in_ledger(out: Path) -> list[str]:
     return [name for name, rec in fold(out / "ledger.jsonl").items() if rec.get("status") == "done"]
 
 
+def _attempts_started(out: Path, besides: list[str]) -> list[str]:
+    """Recordings (other than `besides`) with an attempt in progress: `.work/<recording>/attempt-*`."""
+    from libreface.batch.records import WORK_DIR
+
+    return [d.name for d in (out / WORK_DIR).glob("*") if d.name not in besides and any(d.glob("attempt-*"))]
+
+
 def _batch_process(clips: SimpleNamespace, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "libreface", "batch", *map(str, clips.good), "-o", str(out),
@@ -435,6 +442,9 @@ def test_an_interrupted_batch_finishes_only_what_is_missing_when_rerun(clips, tm
         deadline = time.monotonic() + 90
         while not _done_in_ledger(out) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
+        # and the worker has started the next recording (its attempt file), so one is caught in the middle
+        while not _attempts_started(out, besides=_done_in_ledger(out)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         proc.send_signal(signum)
         first = list((out / "csv").glob("*.csv"))
         assert _done_in_ledger(out) == [first[0].stem], "the batch ended (or stalled) before it could be interrupted"
