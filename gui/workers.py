@@ -22,6 +22,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from libreface.errors import LibrefaceError
+from libreface.outputs.names import candidate_names
 from libreface.pipeline import Analyzer, AnalyzerOptions
 from libreface.results import OutputLabels
 
@@ -218,14 +219,13 @@ def features_suffix() -> str:
 
 def output_paths(source: str | Path, settings: AnalyzeSettings, taken: set[str] = frozenset()) -> tuple[Path, Path | None]:
     """CSV and features paths for `source`: `<folder>/<stem>.csv` and `<folder>/<stem>.parquet`, like the CLI
-    writing into a folder; `<stem>_2` etc. when another queued input already claimed the name."""
+    writing into a folder; when another queued input already claimed the name (case-insensitively), the next of
+    `<parent>__<stem>`, `<grandparent>__<parent>__<stem>`, ... as the CLI and `libreface batch` name equal file names
+    from different folders (`libreface.outputs.names`)."""
     source = Path(source)
     folder = Path(settings.output_dir) if settings.output_dir else source.parent
-    stem, n = source.stem, 1
-    while True:
-        csv = folder / f"{stem if n == 1 else f'{stem}_{n}'}.csv"
-        if str(csv) not in taken:
-            break
-        n += 1
+    claimed = {t.casefold() for t in taken}
+    names = [source.stem, *list(candidate_names(source.absolute()))[1:]]
+    csv = next(c for c in (folder / f"{name}.csv" for name in names) if str(c).casefold() not in claimed)
     features = csv.with_suffix(features_suffix()) if settings.features else None
     return csv, features

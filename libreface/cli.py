@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", help="video or image files, folders, a .txt list of paths, or a webcam index (0)")
     p.add_argument("-o", "--output", type=Path, default=None,
-                   help="CSV file (one input) or folder (several inputs); default: <input name>.csv in the current folder")
+                   help="CSV file (one input) or folder (several inputs); default: <input name>.csv in the current "
+                        "folder (equal file names from different folders: <folder>__<name>.csv)")
+    p.add_argument("-r", "--recursive", action="store_true", help="also take the media files in the subfolders of folder inputs")
     p.add_argument("--format", choices=["native", "openface"], default="native", help="CSV column layout")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"student model: one of {', '.join(_models_or_empty()) or '(none installed)'}, or an .onnx file")
@@ -89,13 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _output_stems(inputs: list[str]) -> list[str]:
+    """The name of each input's outputs: its file stem (`webcam0` for a webcam), and where stems repeat
+    (case-insensitively: `p01/session1.mp4`, `p02/Session1.mov`) the shortest `folder__stem` names that tell them
+    apart (`libreface.outputs.names`), so no output overwrites another."""
+    import os
+    from collections import Counter
+
+    from .outputs.names import unique_names
+
+    stems = [f"webcam{src}" if str(src).isdigit() else Path(src).stem for src in inputs]
+    count = Counter(s.casefold() for s in stems)
+    clash = [i for i, s in enumerate(stems) if count[s.casefold()] > 1 and not str(inputs[i]).isdigit()]
+    kept = [s for i, s in enumerate(stems) if i not in set(clash)]
+    names = unique_names([Path(os.path.abspath(inputs[i])) for i in clash], taken=kept)
+    for i, name in zip(clash, names):
+        stems[i] = name
+    return stems
+
+
 def _outputs_for(args: argparse.Namespace, inputs: list[str]) -> list[tuple[str, Path, Path | None]]:
     several = len(inputs) > 1
     out = args.output
     feat = args.features
     jobs = []
-    for src in inputs:
-        stem = f"webcam{src}" if str(src).isdigit() else Path(src).stem
+    for src, stem in zip(inputs, _output_stems(inputs)):
         if several or (out is not None and (out.is_dir() or out.suffix == "")):
             folder = out if out is not None else Path.cwd()
             csv = folder / f"{stem}.csv"
@@ -165,7 +185,7 @@ def _analyze(args: argparse.Namespace) -> int:
             inputs.append(item)
             continue
         try:
-            inputs.extend(str(p) for p in iter_inputs([item]))
+            inputs.extend(str(p) for p in iter_inputs([item], recursive=args.recursive))
         except LibrefaceError as e:
             print(f"libreface: {e}", file=sys.stderr)
             failed += 1

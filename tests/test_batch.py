@@ -136,6 +136,16 @@ def test_duplicate_stems_get_distinct_names_that_stay_fixed(tmp_path):
     assert [r.name for r in again][1:] == names and again[0].name not in names
 
 
+def test_recursive_folders_give_their_subfolders_files_under_distinct_names(tmp_path):
+    for rel in ("p01/session1.mp4", "p02/session1.mp4", "p02/notes.txt", "p02/.hidden/session1.mp4", "top.jpg"):
+        (tmp_path / "study" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "study" / rel).write_bytes(b"x")
+    flat, _ = resolve_recordings([tmp_path / "study"])
+    assert [r.name for r in flat] == ["top"]
+    deep, errors = resolve_recordings([tmp_path / "study"], recursive=True)
+    assert errors == [] and [r.name for r in deep] == ["p01__session1", "p02__session1", "top"]
+
+
 def test_a_manifest_carries_its_columns_as_metadata_and_resolves_paths_from_its_folder(tmp_path):
     (tmp_path / "m.csv").write_text("path,participant,session,recording\nvideos/x.mp4,P01,2,interview_1\n")
     [(path, meta, name)] = read_manifest(tmp_path / "m.csv")

@@ -65,6 +65,22 @@ def test_several_inputs_go_to_one_folder_and_a_bad_one_does_not_stop_the_rest(tm
     assert len(errors) == 1 and "broken.mp4" in errors[0]
 
 
+def test_equal_file_names_in_different_folders_never_overwrite_each_other(tmp_path):
+    for rel in ("p01/session1.mp4", "p02/Session1.mp4", "p02/other.mp4"):
+        (tmp_path / "study" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLE, tmp_path / "study" / rel)
+    r = run(tmp_path / "study" / "p01" / "session1.mp4", tmp_path / "study" / "p02" / "Session1.mp4",
+            tmp_path / "study" / "p02" / "other.mp4", "-o", tmp_path / "out", "--every", "25", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["other.csv", "p01__session1.csv", "p02__Session1.csv"]
+    # a folder of folders: one line saying how to search the subfolders, then --recursive takes them
+    r = run(tmp_path / "study", "-o", tmp_path / "deep", "--every", "25", cwd=tmp_path)
+    assert r.returncode == 1 and "--recursive" in _errors(r.stderr)[0] and not (tmp_path / "deep").exists()
+    r = run(tmp_path / "study", "--recursive", "-o", tmp_path / "deep", "--every", "25", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["other.csv", "p01__session1.csv", "p02__Session1.csv"]
+
+
 def test_parallel_jobs_give_the_same_rows_as_one_process(tmp_path):
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
     shutil.copy(EXAMPLE, a)

@@ -162,6 +162,16 @@ def test_the_analyze_queue_writes_the_csv_the_cli_writes(qtbot, gui_settings, sh
     assert window.analyze.preview.table is not None and len(window.analyze.preview.table.frames) == 15
 
 
+def test_queued_files_with_equal_names_get_the_clis_folder_names(tmp_path):
+    from gui.workers import AnalyzeSettings, output_paths
+
+    settings = AnalyzeSettings(output_dir=str(tmp_path / "out"), features=True)
+    first = output_paths(tmp_path / "p01" / "session1.mp4", settings)
+    second = output_paths(tmp_path / "p02" / "Session1.mov", settings, taken={str(first[0])})
+    assert first[0] == tmp_path / "out" / "session1.csv" and second[0] == tmp_path / "out" / "p02__Session1.csv"
+    assert second[1] is not None and second[1].stem == "p02__Session1"
+
+
 def test_the_openface_layout_is_the_libraries_too(qtbot, gui_settings, shipped_model, tmp_path):
     from gui.workers import AnalyzeSettings
 

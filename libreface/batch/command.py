@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "columns, e.g. participant and session, are kept as metadata; an optional 'recording' column "
                    "names the outputs)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created)")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="also take the media files in the subfolders of folder inputs (equal file names in different "
+                        "folders get names like p01__session1)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--jobs", type=int, default=0, help="local worker processes; 0 = one per core")
     where.add_argument("--dask-local", type=int, default=0, metavar="N",
@@ -86,7 +89,7 @@ def batch_command(argv: list[str]) -> int:
             _quiet_dask_logs()
         report = run_batch(args.inputs, args.output, settings, jobs=args.jobs, dask_local=args.dask_local,
                            scheduler=args.scheduler, retries=args.retries, progress=not args.quiet,
-                           quiet_native_logs=not args.debug)
+                           quiet_native_logs=not args.debug, recursive=args.recursive)
     except ImportError as e:  # a missing optional extra: exit 1, as the analyze command does
         if args.debug:
             raise

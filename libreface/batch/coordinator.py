@@ -82,6 +82,7 @@ def run_batch(
     progress: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     quiet_native_logs: bool = False,
+    recursive: bool = False,
 ) -> BatchReport:
     """Analyse many recordings into `outdir`, resumably (see `libreface.batch` for the layout and the ledger).
 
@@ -97,6 +98,8 @@ def run_batch(
         progress: a progress bar (and one line per failure) on stderr.
         on_outcome: called in the coordinating process with every worker `Outcome`.
         quiet_native_logs: workers drop MediaPipe's C++ log lines (`libreface.landmarks.quiet_native_logs`).
+        recursive: folders in `inputs` give the media files of their subfolders too (names stay unique:
+            `p01__session1`, `p02__session1`; `libreface.outputs.names`).
 
     Returns:
         A `BatchReport`. A Ctrl-C or SIGTERM does not raise: the recordings in flight are marked `partial` in the
@@ -136,7 +139,7 @@ def run_batch(
     try:
         with stop:
             known = {r["path"]: name for name, r in ledger.state.items() if r.get("path")}
-            recordings, input_errors = resolve_recordings(inputs, known)
+            recordings, input_errors = resolve_recordings(inputs, known, recursive=recursive)
             report.failed += input_errors
             for _, error in input_errors:
                 _say(error, progress)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import os
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
+from ..outputs.names import safe_name, unique_names
 from .records import LEDGER_COLUMNS, Recording, one_line
 
 log = logging.getLogger(__name__)
@@ -64,26 +63,6 @@ def read_manifest(path: str | os.PathLike) -> list[tuple[Path, dict[str, str], s
     return out
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _safe_name(text: str) -> str:
-    return _UNSAFE.sub("_", text).strip("._") or "recording"
-
-
-def _candidates(path: Path) -> Iterator[str]:
-    """Names for `path`, shortest first: stem, parent__stem, grandparent__parent__stem, ..., then with the suffix,
-    then with a hash of the full path."""
-    stem = _safe_name(path.stem)
-    parents = [_safe_name(p) for p in path.parent.parts if _UNSAFE.sub("", p).strip("._")]  # not "/", "..", "C:\\"
-    yield stem
-    for k in range(1, len(parents) + 1):
-        yield "__".join(parents[-k:] + [stem])
-    with_suffix = "__".join(parents + [stem]) + ("_" + _safe_name(path.suffix) if path.suffix else "")
-    yield with_suffix
-    yield f"{with_suffix}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-
-
 def _assign_names(items: list[tuple[Path, dict, str | None]], known: dict[str, str]) -> list[Recording]:
     """Give each input a unique (case-insensitively) name, reusing the names the ledger already has for its path."""
     taken = {name.casefold(): path for path, name in known.items()}  # folded name -> path
@@ -93,39 +72,29 @@ def _assign_names(items: list[tuple[Path, dict, str | None]], known: dict[str, s
         if key in known:
             names[key] = known[key]
         elif given:
-            name = _safe_name(given)
+            name = safe_name(given)
             owner = taken.get(name.casefold())
             if owner is not None and owner != key:
                 raise InputError(f"recording name {given!r} is given to both {owner} and {key}; "
                                  "make the 'recording' column unique")
             names[key] = name
             taken[name.casefold()] = key
-    # the others: by groups of equal stems, the shortest candidate that is unique for the whole group
-    groups: dict[str, list[Path]] = {}
-    for path, _, _ in items:
-        if str(path) not in names:
-            groups.setdefault(_safe_name(path.stem).casefold(), []).append(path)
-    for group in groups.values():
-        cands = [list(_candidates(p)) for p in group]
-        for level in range(max(len(c) for c in cands)):
-            chosen = [c[min(level, len(c) - 1)] for c in cands]
-            folded = [n.casefold() for n in chosen]
-            if len(set(folded)) == len(folded) and not any(f in taken for f in folded):
-                break
-        for p, name in zip(group, chosen):
-            names[str(p)] = name
-            taken[name.casefold()] = str(p)
+    # the others: the shortest names that tell equal stems apart (`outputs.names`)
+    rest = [path for path, _, _ in items if str(path) not in names]
+    for path, name in zip(rest, unique_names(rest, taken)):
+        names[str(path)] = name
     return [Recording(names[str(p)], str(p), meta) for p, meta, _ in items]
 
 
-def resolve_recordings(inputs: Iterable[str | os.PathLike], known: dict[str, str] | None = None
-                       ) -> tuple[list[Recording], list[tuple[str, str]]]:
+def resolve_recordings(inputs: Iterable[str | os.PathLike], known: dict[str, str] | None = None,
+                       recursive: bool = False) -> tuple[list[Recording], list[tuple[str, str]]]:
     """Expand the inputs of a batch into named recordings.
 
     Args:
         inputs: video or image files, folders (their media files, sorted), `.txt` lists, and manifest `.csv` files.
             A file that does not exist is kept: the batch records it as failed, and the others go on.
         known: input path -> recording name already in the ledger; those names are kept.
+        recursive: folders give the media files of their subfolders too.
 
     Returns:
         (recordings in input order without duplicates, [(input, one-line error)] for folders or lists that give
@@ -141,7 +110,7 @@ def resolve_recordings(inputs: Iterable[str | os.PathLike], known: dict[str, str
             if p.suffix.lower() == ".csv" and p.is_file():
                 items += read_manifest(p)
             elif p.is_dir() or (p.suffix.lower() == ".txt" and p.is_file()):
-                items += [(q, {}, None) for q in iter_inputs([p])]
+                items += [(q, {}, None) for q in iter_inputs([p], recursive=recursive)]
             else:
                 items.append((p, {}, None))
         except InputError as e:

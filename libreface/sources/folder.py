@@ -42,7 +42,8 @@ def _expand(path: Path, recursive: bool, listed_in: str | None) -> list[Path]:
         found = sorted(p for p in path.glob(pattern) if p.suffix.lower() in suffixes and p.is_file()
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))  # skip hidden
         if not found:
-            where = "" if recursive else " (subfolders are not searched; use recursive=True)"
+            where = "" if recursive else (" (subfolders are not searched: --recursive on the command line, "
+                                          "recursive=True in Python)")
             raise InputError(f"{path}: no video or image files found{where}; expected files ending in "
                              f"{' '.join(suffixes)}")
         return found
