@@ -191,6 +191,10 @@ def _analyze(args: argparse.Namespace) -> int:
             failed += 1
     if not inputs:
         return 1
+    unique: dict[str, str] = {}  # a file given twice (say, a folder and a list naming it) is analysed once
+    for src in inputs:
+        unique.setdefault(src if src.isdigit() else os.path.abspath(src), src)
+    inputs = list(unique.values())
     jobs = _outputs_for(args, inputs)
     if args.jobs > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor

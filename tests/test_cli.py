@@ -70,7 +70,8 @@ def test_equal_file_names_in_different_folders_never_overwrite_each_other(tmp_pa
         (tmp_path / "study" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLE, tmp_path / "study" / rel)
     r = run(tmp_path / "study" / "p01" / "session1.mp4", tmp_path / "study" / "p02" / "Session1.mp4",
-            tmp_path / "study" / "p02" / "other.mp4", "-o", tmp_path / "out", "--every", "25", cwd=tmp_path)
+            tmp_path / "study" / "p02" / "other.mp4", "study/p02/../p02/other.mp4",  # the last one again: analysed once
+            "-o", tmp_path / "out", "--every", "25", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["other.csv", "p01__session1.csv", "p02__Session1.csv"]
     # a folder of folders: one line saying how to search the subfolders, then --recursive takes them
