@@ -249,12 +249,13 @@ class AnalyzePage(QWidget):
     # -- adding files -----------------------------------------------------------------------------
 
     def add_paths(self, paths: list[str | Path]) -> list[int]:
-        """Queue files and folders (folders are expanded like the CLI does); bad folders get a message."""
+        """Queue files and folders (a folder with its subfolders, like `libreface --recursive`; equal file names get
+        the CLI's folder names, `gui.workers.output_paths`); a folder without media gets a message."""
         files: list[str] = []
         for p in paths:
             if Path(p).is_dir():
                 try:
-                    files += [str(f) for f in iter_inputs([p])]
+                    files += [str(f) for f in iter_inputs([p], recursive=True)]
                 except LibrefaceError as e:
                     self.show_error(str(e))
             else:
@@ -269,7 +270,7 @@ class AnalyzePage(QWidget):
             self.add_paths(files)
 
     def add_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add every video and image of a folder")
+        folder = QFileDialog.getExistingDirectory(self, "Add every video and image of a folder and its subfolders")
         if folder:
             self.add_paths([folder])
 

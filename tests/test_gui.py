@@ -162,6 +162,19 @@ def test_the_analyze_queue_writes_the_csv_the_cli_writes(qtbot, gui_settings, sh
     assert window.analyze.preview.table is not None and len(window.analyze.preview.table.frames) == 15
 
 
+def test_adding_a_folder_queues_its_subfolders_files_too(qtbot, gui_settings, tmp_path):
+    for rel in ("p01/session1.mp4", "p02/session1.mp4", "p02/notes.txt"):
+        (tmp_path / "study" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "study" / rel).write_bytes(b"x")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    window = make_window(qtbot)
+    window.analyze.add_paths([tmp_path / "study", tmp_path / "empty"])
+    queued = sorted(Path(it.source).relative_to(tmp_path / "study").as_posix() for it in window.analyze.queue.items.values())
+    assert queued == ["p01/session1.mp4", "p02/session1.mp4"]
+    [box] = window.analyze.error_boxes
+    assert str(tmp_path / "empty") in box.text() and "no video or image files" in box.text()
+
+
 def test_queued_files_with_equal_names_get_the_clis_folder_names(tmp_path):
     from gui.workers import AnalyzeSettings, output_paths
 
