@@ -17,6 +17,7 @@ import queue
 import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import chain, count, islice
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -225,7 +226,8 @@ def output_paths(source: str | Path, settings: AnalyzeSettings, taken: set[str] 
     source = Path(source)
     folder = Path(settings.output_dir) if settings.output_dir else source.parent
     claimed = {t.casefold() for t in taken}
-    names = [source.stem, *list(candidate_names(source.absolute()))[1:]]
+    names = chain([source.stem], islice(candidate_names(source.absolute()), 1, None),  # then `<stem>_2`, ... (the
+                  (f"{source.stem}_{n}" for n in count(2)))                            # same file queued again)
     csv = next(c for c in (folder / f"{name}.csv" for name in names) if str(c).casefold() not in claimed)
     features = csv.with_suffix(features_suffix()) if settings.features else None
     return csv, features

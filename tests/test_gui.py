@@ -183,6 +183,10 @@ def test_queued_files_with_equal_names_get_the_clis_folder_names(tmp_path):
     second = output_paths(tmp_path / "p02" / "Session1.mov", settings, taken={str(first[0])})
     assert first[0] == tmp_path / "out" / "session1.csv" and second[0] == tmp_path / "out" / "p02__Session1.csv"
     assert second[1] is not None and second[1].stem == "p02__Session1"
+    taken = {str(first[0])}
+    for _ in range(12):  # the same file queued again and again: every copy gets a name of its own
+        taken.add(str(output_paths(tmp_path / "p01" / "session1.mp4", settings, taken=taken)[0]))
+    assert len(taken) == 13
 
 
 def test_the_openface_layout_is_the_libraries_too(qtbot, gui_settings, shipped_model, tmp_path):
