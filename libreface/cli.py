@@ -95,7 +95,6 @@ def _output_stems(inputs: list[str]) -> list[str]:
     """The name of each input's outputs: its file stem (`webcam0` for a webcam), and where stems repeat
     (case-insensitively: `p01/session1.mp4`, `p02/Session1.mov`) the shortest `folder__stem` names that tell them
     apart (`libreface.outputs.names`), so no output overwrites another."""
-    import os
     from collections import Counter
 
     from .outputs.names import unique_names
@@ -103,7 +102,8 @@ def _output_stems(inputs: list[str]) -> list[str]:
     stems = [f"webcam{src}" if str(src).isdigit() else Path(src).stem for src in inputs]
     count = Counter(s.casefold() for s in stems)
     clash = [i for i, s in enumerate(stems) if count[s.casefold()] > 1 and not str(inputs[i]).isdigit()]
-    kept = [s for i, s in enumerate(stems) if i not in set(clash)]
+    clashing = set(clash)
+    kept = [s for i, s in enumerate(stems) if i not in clashing]
     names = unique_names([Path(os.path.abspath(inputs[i])) for i in clash], taken=kept)
     for i, name in zip(clash, names):
         stems[i] = name
