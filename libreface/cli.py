@@ -195,6 +195,10 @@ def _analyze(args: argparse.Namespace) -> int:
     for src in inputs:
         unique.setdefault(src if src.isdigit() else os.path.abspath(src), src)
     inputs = list(unique.values())
+    if len(inputs) > 1 and args.output is not None and args.output.suffix.lower() == ".csv":  # a folder gave several
+        print(f"libreface: --output {args.output} is a CSV file, but the inputs give {len(inputs)} files; "
+              "give a folder for their CSVs", file=sys.stderr)
+        return 2
     jobs = _outputs_for(args, inputs)
     if args.jobs > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor

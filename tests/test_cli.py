@@ -77,6 +77,8 @@ def test_equal_file_names_in_different_folders_never_overwrite_each_other(tmp_pa
     # a folder of folders: one line saying how to search the subfolders, then --recursive takes them
     r = run(tmp_path / "study", "-o", tmp_path / "deep", "--every", "25", cwd=tmp_path)
     assert r.returncode == 1 and "--recursive" in _errors(r.stderr)[0] and not (tmp_path / "deep").exists()
+    r = run(tmp_path / "study", "--recursive", "-o", tmp_path / "one.csv", "--every", "25", cwd=tmp_path)
+    assert r.returncode == 2 and "give a folder" in _errors(r.stderr)[0] and not (tmp_path / "one.csv").exists()
     r = run(tmp_path / "study", "--recursive", "-o", tmp_path / "deep", "--every", "25", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["other.csv", "p01__session1.csv", "p02__Session1.csv"]
