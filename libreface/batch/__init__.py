@@ -6,9 +6,12 @@ libreface batch manifest.csv -o study/ --dask-local 8       # a Dask LocalCluste
 libreface batch manifest.csv -o study/ --scheduler tcp://head:8786   # a running Dask cluster (docs/slurm.md)
 ```
 
-Inputs are files, folders, `.txt` lists, or a manifest CSV with a `path` column; its other columns (participant,
-session, ...) are metadata carried into the ledger and, by `libreface collect`, into the dataset. An optional
-`recording` column names the outputs.
+Inputs are files, folders (`--recursive`: with their subfolders), `.txt` lists, or a manifest CSV with a `path`
+column; its other columns (participant, session, ...) are metadata carried into the ledger and, by `libreface
+collect`, into the dataset. An optional `recording` column names the outputs; otherwise a recording is named after
+its file, and equal names from different folders get the shortest folder prefix that tells them apart
+(`p01/session1.mp4`, `p02/session1.mp4` -> `p01__session1`, `p02__session1`; `libreface.outputs.names`, shared with
+the `libreface` command and the desktop app). Names, once in the ledger, never change.
 
 OUTDIR holds:
 

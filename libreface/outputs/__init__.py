@@ -10,6 +10,8 @@ One module per step:
 * `reader`: `read_results`, a results CSV of either layout read back as `Results` in native names (the
   report and `libreface elan` read with it; `collect` and the identity summary use `expression_columns_in`).
   Import it from `libreface.outputs.reader`.
+* `names`: one unique, file-system-safe output name per input file (equal file names from different folders get
+  the folder in front), for the `libreface` command, `libreface batch` and the desktop app.
 * `atomic`: the crash-safe file protocol every writer shares: `<out>.lock` (one writer per output),
   `<out>.partial`, fsync and rename.
 
