@@ -350,7 +350,7 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
     if len(quarter) < 2:  # the trend needs two points: the last one and the one before it
         quarter = pts[-2:]
     gain = last.valid_accuracy - quarter[0].valid_accuracy
-    rising = f"{gain * 100:+.1f} points over epochs {quarter[0].epochs}-{last.epochs}"
+    rising = f"{round(gain * 100, 1) + 0.0:+.1f} points over epochs {quarter[0].epochs}-{last.epochs}"
     f = curve.fit
     head = f"last point {last.valid_accuracy * 100:.1f} % at {last.epochs} epochs ({last.wall_seconds / 3600:.1f} h); {rising}"
     if curve.running:  # mid-schedule, a dip or a flat stretch is the learning rate's doing, not a plateau
