@@ -43,4 +43,6 @@ python -m distill scaling --finetune distill/configs/teacher_mae_probe.yaml dist
 python -m distill train-teacher distill/configs/teacher_mae_deit_v2.yaml  # the real fine-tune of the 50-epoch snapshot (~4 h)
 python -m distill scaling --finetune distill/configs/teacher_mae_probe.yaml distill/configs/teacher_mae_probe_deit.yaml \
   --finetune-epochs 10 25 50 --teachers teacher_mae_deit.v2   # the report as committed
+python -m distill evaluate --split valid --runs teacher_mae_deit.v2 au_r10t.v6 --ensemble teacher_mae_deit.v2 au_r10t.v6 \
+  --out reports/teacher_ensemble   # the next student's two teachers, alone and averaged (FER+ Valid)
 python -m distill train-student distill/configs/student_r10t_v9.yaml   # the next student: v8's recipe, taught by the MAE teacher + au_r10t.v6
