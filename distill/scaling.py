@@ -360,14 +360,14 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
     if curve.finished:  # the schedule ended: its best epoch is the teacher; a fit through an annealed run is no projection
         best = max(pts, key=lambda p: p.valid_accuracy)
         at = f"best {best.valid_accuracy * 100:.1f} % at epoch {best.epochs} of {last.epochs} ({head})"
+        over, short = (best.valid_accuracy - bar) * 100, (target - best.valid_accuracy) * 100
         if best.valid_accuracy >= target:
-            return f"{at}: {(best.valid_accuracy - bar) * 100:+.1f} points over the bar, at or above bar + 2: a teacher for the next student."
+            return f"{at}: {over:+.1f} points over the bar, at or above bar + 2: a teacher for the next student."
         if best.valid_accuracy >= bar:
-            return (f"{at}: {(best.valid_accuracy - bar) * 100:+.1f} points over the bar, {(target - best.valid_accuracy) * 100:.1f} "
-                    "short of bar + 2: above the students, below the target; a student distilled from it is judged "
-                    "against its no-distillation twin on validation.")
-        return (f"{at}: ended its schedule {(bar - best.valid_accuracy) * 100:.1f} points below the bar ({bar * 100:.1f} %): "
-                "stop this direction on this budget (a longer schedule or a larger encoder is a new curve to measure).")
+            return (f"{at}: {over:+.1f} points over the bar, {short:.1f} short of bar + 2: above the students, below "
+                    "the target; a student distilled from it is judged against its no-distillation twin on validation.")
+        return (f"{at}: ended its schedule {-over:.1f} points below the bar ({bar * 100:.1f} %): stop this direction on "
+                "this budget (a longer schedule or a larger encoder is a new curve to measure).")
     if f is None:
         trend = ("continue (one point, no trend yet)" if len(pts) < 2 else
                  "continue (still rising)" if gain >= PLATEAU_GAIN else "levelled off so far")
