@@ -299,7 +299,9 @@ def mae_curve(run: str, prepared: Path | None = None, finetune: Path | None = No
 # fit and verdict
 
 
-def _saturating(e, a, b, c):
+def saturating(e, a: float, b: float, c: float):
+    """The fitted curve acc(e) = a - b * e^-c (e: epochs, scalar or array; acc on the 0..1 scale), shared with the
+    report's plot (`distill.scaling_report`)."""
     return a - b * np.power(e, -c)
 
 
@@ -317,11 +319,11 @@ def fit_curve(points: list[Point], bar: float, target: float, min_points: int = 
     try:
         with warnings.catch_warnings():  # 3 points leave no residual to estimate a covariance from: not news
             warnings.simplefilter("ignore", OptimizeWarning)
-            (a, b, c), _ = curve_fit(_saturating, e, y, p0=(y.max() + 0.02, 0.3, 0.5),
+            (a, b, c), _ = curve_fit(saturating, e, y, p0=(y.max() + 0.02, 0.3, 0.5),
                                      bounds=([0, 0, 0.01], [1, 10, 5]), maxfev=20000)
     except (RuntimeError, ValueError):
         return None
-    rmse = float(np.sqrt(np.mean((_saturating(e, a, b, c) - y) ** 2)))
+    rmse = float(np.sqrt(np.mean((saturating(e, a, b, c) - y) ** 2)))
     exact = len(points) == 3
     s_per_epoch = (points[-1].wall_seconds - points[0].wall_seconds) / max(1, points[-1].epochs - points[0].epochs)
 
@@ -378,9 +380,9 @@ def verdict(curve: Curve, bar: float, target: float) -> str:
            + f"{', a parameter at its bound' if f['at_bound'] else ''})")
     if _probes_snapshots(curve) and not f["at_bound"]:
         e2, e4 = 2 * last.epochs, 4 * last.epochs
-        more = _saturating(e4, f["a"], f["b"], f["c"]) - last.valid_accuracy  # what 4x the pretraining would add
-        projected = (f"{head}; {fit}: projected {_saturating(e2, f['a'], f['b'], f['c']) * 100:.1f} % at {e2} and "
-                     f"{_saturating(e4, f['a'], f['b'], f['c']) * 100:.1f} % at {e4} pretraining epochs")
+        more = saturating(e4, f["a"], f["b"], f["c"]) - last.valid_accuracy  # what 4x the pretraining would add
+        projected = (f"{head}; {fit}: projected {saturating(e2, f['a'], f['b'], f['c']) * 100:.1f} % at {e2} and "
+                     f"{saturating(e4, f['a'], f['b'], f['c']) * 100:.1f} % at {e4} pretraining epochs")
         if more < TARGET_MARGIN:
             return (f"{projected}: {3 * last.epochs} more pretraining epochs would add {more * 100:.1f} points to this "
                     f"probe, less than {TARGET_MARGIN * 100:.0f}: pause the pretraining. A short fine-tune understates a "

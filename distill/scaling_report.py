@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scaling import _saturating
+from .scaling import saturating
 
 __all__ = ["markdown", "plot", "write_report"]
 
@@ -58,7 +58,7 @@ def plot(result: dict, path: Path) -> None:
         axes[1].plot(h, y, "o-", ms=3, color=line.get_color())
         if c["fit"] and not c["fit"]["at_bound"]:  # a fit pinned at a bound is reported, not drawn
             ee = np.geomspace(max(1, e.min()), max(e.max() * 4, 200), 100)
-            axes[0].plot(ee, _saturating(ee, c["fit"]["a"], c["fit"]["b"], c["fit"]["c"]) * 100, "--", color=line.get_color(), lw=1)
+            axes[0].plot(ee, saturating(ee, c["fit"]["a"], c["fit"]["b"], c["fit"]["c"]) * 100, "--", color=line.get_color(), lw=1)
     for ax in axes:
         ax.axhline(result["bar"]["valid_accuracy"] * 100, color="k", lw=1, label=f"bar: {result['bar']['model']}")
         ax.axhline(result["target"] * 100, color="k", lw=1, ls=":", label="target: bar + 2")
