@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, recover, finetune-heads, add-aus, scaling, au-geometry, robustness, pack.
+export, recover, finetune-heads, add-aus, au-sources, scaling, au-geometry, robustness, pack.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -110,6 +110,31 @@ def _add_aus(args: argparse.Namespace) -> int:
                      videos=args.videos or None, write=not args.dry_run)
     print(markdown(result))
     print(result.get("weights", "dry run: nothing written to weights/"))
+    return 0
+
+
+def _au_sources(args: argparse.Namespace) -> int:
+    import json
+
+    from libreface.weights import verify
+
+    from .au_sources import apply_sources, choose_sources, markdown
+    from .export import update_manifest
+
+    donor = Path(args.donor) if args.donor.endswith(".onnx") else verify(args.donor)
+    decision = choose_sources(args.model, donor, args.videos, threads=args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "au_sources.json").write_text(json.dumps(decision, indent=1, default=float))
+    (args.out / "au_sources.md").write_text(markdown(decision))
+    print(markdown(decision))
+    if not args.dry_run:
+        apply_sources(args.model, decision)
+        manifest = args.model.parent / "manifest.json"
+        entry = [m for m in json.loads(manifest.read_text())["models"] if m["file"] == args.model.name] \
+            if manifest.exists() else []
+        if entry:  # the file's sha256 changed with its card
+            update_manifest([{k: entry[0][k] for k in ("name", "file", "kind")}], args.model.parent)
+        print(f"{args.model}: card updated")
     return 0
 
 
@@ -251,6 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="videos for AU45's eye-aspect-ratio reference (default: none, AU45 unmeasured)")
     q.add_argument("--dry-run", action="store_true", help="measure and report, write nothing into weights/")
     q.set_defaults(func=_add_aus)
+
+    q = sub.add_parser("au-sources", help="AU45/AU28 of a student with OpenFace heads: its heads or an earlier "
+                       "model's blendshape mapping, by measurement (edits the card only)")
+    q.add_argument("--model", type=Path, required=True, help="the student's .onnx file (card edited in place)")
+    q.add_argument("--from", dest="donor", default="au_r10t_int8.v7",
+                   help="model whose card holds the calibrated mapping: a registered name or an .onnx path")
+    q.add_argument("--videos", type=Path, nargs="*", default=[],
+                   help="videos for AU45's eye-aspect-ratio reference (default: none, the mapping is kept)")
+    q.add_argument("--out", type=Path, default=Path("reports/au_sources"), help="report folder")
+    q.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    q.add_argument("--dry-run", action="store_true", help="measure and report, leave the model as it is")
+    q.set_defaults(func=_au_sources)
 
     q = sub.add_parser("cards", help="write weights/cards/<model>.md from an evaluation report")
     q.add_argument("runs", nargs="+", help="exported student runs, e.g. au_r18.v1")
