@@ -46,3 +46,8 @@ python -m distill scaling --finetune distill/configs/teacher_mae_probe.yaml dist
 python -m distill evaluate --split valid --runs teacher_mae_deit.v2 au_r10t.v6 --ensemble teacher_mae_deit.v2 au_r10t.v6 \
   --out reports/teacher_ensemble   # the next student's two teachers, alone and averaged (FER+ Valid)
 python -m distill train-student distill/configs/student_r10t_v9.yaml   # the next student: v8's recipe, taught by the MAE teacher + au_r10t.v6
+python -m distill export au_r10t.v9 --weights "$cache/eval_weights"   # not shipped: exported beside the twin for comparison
+python -m distill export au_r10t_nokd.v8 --weights "$cache/eval_weights"
+python -m distill evaluate --split valid --aus openface --onnx weights/au_r10t_int8.v7.onnx \
+  "$cache/eval_weights/au_r10t_nokd_int8.v8.onnx" "$cache/eval_weights/au_r10t_int8.v9.onnx" "$cache/eval_weights/au_r10t.v9.onnx" \
+  --runs au_r10t.v9 au_r10t_nokd.v8 --out reports/v9_valid   # the distillation gain and the default's choice (FER+ Valid)
