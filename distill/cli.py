@@ -116,12 +116,19 @@ def _add_aus(args: argparse.Namespace) -> int:
 def _au_sources(args: argparse.Namespace) -> int:
     import json
 
+    from libreface.errors import ModelError
     from libreface.weights import verify
 
     from .au_sources import apply_sources, choose_sources, markdown
     from .export import update_manifest
 
-    donor = Path(args.donor) if args.donor.endswith(".onnx") else verify(args.donor)
+    for path in [args.model, *args.videos] + ([Path(args.donor)] if args.donor.endswith(".onnx") else []):
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file")
+    try:
+        donor = Path(args.donor) if args.donor.endswith(".onnx") else verify(args.donor)
+    except (ModelError, ValueError) as e:  # a file that fails its check / a name not in the manifest
+        raise SystemExit(str(e)) from None
     decision = choose_sources(args.model, donor, args.videos, threads=args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "au_sources.json").write_text(json.dumps(decision, indent=1, default=float))

@@ -76,3 +76,15 @@ def test_the_command_updates_the_manifest_of_a_registered_file(tmp_path):
     entry = json.loads((w / "manifest.json").read_text())["models"][0]
     assert entry["sha256"] == sha256_file(model)
     assert json.loads((tmp_path / "r" / "au_sources.json").read_text())["AU28"]["source"] == "blendshapes"
+
+
+def test_the_command_names_a_missing_file_or_model_in_one_line(tmp_path, capsys):
+    from distill.cli import main
+
+    (tmp_path / "m").mkdir()
+    _, model, _, _ = _openface_model(tmp_path / "m")
+    with pytest.raises(SystemExit, match=r"nope\.onnx: no such file"):
+        main(["au-sources", "--model", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit) as err:
+        main(["au-sources", "--model", str(model), "--from", "no_such_model.v1", "--out", str(tmp_path / "r")])
+    assert "no_such_model.v1" in str(err.value) and "\n" not in str(err.value)
