@@ -51,3 +51,5 @@ python -m distill export au_r10t_nokd.v8 --weights "$cache/eval_weights"
 python -m distill evaluate --split valid --aus openface --onnx weights/au_r10t_int8.v7.onnx \
   "$cache/eval_weights/au_r10t_nokd_int8.v8.onnx" "$cache/eval_weights/au_r10t_int8.v9.onnx" "$cache/eval_weights/au_r10t.v9.onnx" \
   --runs au_r10t.v9 au_r10t_nokd.v8 --out reports/v9_valid   # the distillation gain and the default's choice (FER+ Valid)
+python -m distill robustness --onnx weights/au_r10t_int8.v7.onnx "$cache/eval_weights/au_r10t_nokd_int8.v8.onnx" \
+  "$cache/eval_weights/au_r10t_int8.v9.onnx" --out reports/v9_robustness   # turned, occluded and relit faces (FER+ Valid)
