@@ -12,10 +12,10 @@ events threshold chosen on it (`libreface/blinks.py`) still applies. Only the ON
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .blink_check import blink_reference
+from .export import read_onnx_card, set_onnx_card
 
 MAPPED_AUS = ("AU28", "AU45")
 
@@ -33,14 +33,17 @@ def choose_sources(model: Path, donor: Path, videos: list[Path], threads: int = 
     """
     from libreface.models.blendshape_aus import CARD_ENTRY
 
-    donor_card = _card(donor)
-    if CARD_ENTRY in _card(model):
+    try:
+        donor_card, model_card = read_onnx_card(donor), read_onnx_card(model)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    if CARD_ENTRY in model_card:
         raise SystemExit(f"{model}: its card already has '{CARD_ENTRY}'; measure the heads of a file without it")
     missing = [a for a in MAPPED_AUS if a not in donor_card.get(CARD_ENTRY, {})]
     if missing:
         raise SystemExit(f"{donor}: its card has no blendshape mapping for {', '.join(missing)}")
     blink = blink_reference(model, videos, threads=threads) if videos else {"frames": 0}
-    result: dict = {"donor": donor_card["name"], "model": _card(model)["name"], "blink_reference": blink}
+    result: dict = {"donor": donor_card["name"], "model": model_card["name"], "blink_reference": blink}
     if blink.get("frames"):
         head, shapes = blink["auc_head"], blink["auc_blendshapes"]
         result["AU45"] = {"source": "head" if head > shapes else "blendshapes", "auc_head": head,
@@ -55,24 +58,14 @@ def choose_sources(model: Path, donor: Path, videos: list[Path], threads: int = 
 
 def apply_sources(model: Path, decision: dict) -> None:
     """Write `decision["entries"]` into `model`'s card (the ONNX metadata; the graph is untouched), in place."""
-    import onnx
-
     from libreface.models.blendshape_aus import CARD_ENTRY
-    from libreface.models.session import CARD_KEY
 
-    m = onnx.load(str(model))
-    props = {p.key: p.value for p in m.metadata_props}
-    card = json.loads(props[CARD_KEY])
-    if decision["entries"]:
-        card[CARD_ENTRY] = decision["entries"]
-        card["blendshape_aus_source"] = {"from": decision["donor"],
-                                         "chosen": {a: dict(decision[a]) for a in MAPPED_AUS}}
-    for p in m.metadata_props:
-        if p.key == CARD_KEY:
-            p.value = json.dumps(card)
-    tmp = model.with_suffix(".onnx.partial")
-    onnx.save(m, str(tmp))
-    tmp.replace(model)
+    if not decision["entries"]:
+        return
+    card = read_onnx_card(model)
+    card[CARD_ENTRY] = decision["entries"]
+    card["blendshape_aus_source"] = {"from": decision["donor"], "chosen": {a: dict(decision[a]) for a in MAPPED_AUS}}
+    set_onnx_card(model, card)
 
 
 def markdown(decision: dict) -> str:
@@ -92,14 +85,3 @@ def markdown(decision: dict) -> str:
         lines += ["", f"Videos: {', '.join(b['videos'])}; {b['frames']} frames, {b['closed_frames']} 'closed'."]
     return "\n".join(lines) + "\n"
 
-
-def _card(path: Path) -> dict:
-    import onnx
-
-    from libreface.models.session import CARD_KEY
-
-    m = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in m.metadata_props}
-    if CARD_KEY not in props:
-        raise SystemExit(f"{path}: no '{CARD_KEY}' metadata; not a libreface student")
-    return json.loads(props[CARD_KEY])

@@ -69,14 +69,29 @@ def make_card(name: str, run: str, input_size: int, feature_dim: int, precision:
     }
 
 
-def _add_card(path: Path, card: dict) -> None:
+def set_onnx_card(path: Path, card: dict) -> None:
+    """Make `card` the only metadata of the ONNX file `path`, in place (written beside it, then renamed); the graph
+    is untouched."""
     import onnx
 
     m = onnx.load(str(path))
     del m.metadata_props[:]
     m.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
     m.producer_name = "libreface-distill"
-    onnx.save(m, str(path))
+    tmp = path.with_name(path.name + ".partial")
+    onnx.save(m, str(tmp))
+    tmp.replace(path)
+
+
+def read_onnx_card(path: Path) -> dict:
+    """The card (`libreface.card` metadata) of the ONNX file `path`; ValueError naming the file when it has none."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in m.metadata_props}
+    if CARD_KEY not in props:
+        raise ValueError(f"{path}: no '{CARD_KEY}' metadata; not a libreface student")
+    return json.loads(props[CARD_KEY])
 
 
 def export_fp32(run: str, path: Path, input_size: int) -> int:
@@ -163,7 +178,7 @@ def export(run: str, name: str, weights_dir: Path = WEIGHTS, calib: int = 1024, 
         q = Path(tmp) / "int8.onnx"
         quantize_int8(raw, q, tables["train"].images[np.sort(idx)])
         for src, dst, nm, prec in ((raw, fp32_path, name, "fp32"), (q, int8_path, int8_name, "int8-qdq")):
-            _add_card(src, make_card(nm, run, size, feat_dim, prec, extra))
+            set_onnx_card(src, make_card(nm, run, size, feat_dim, prec, extra))
             tmp_dst = dst.with_suffix(".onnx.partial")
             tmp_dst.write_bytes(src.read_bytes())
             tmp_dst.replace(dst)
