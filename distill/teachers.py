@@ -4,6 +4,9 @@ as a masked autoencoder (MAE) on the face crops, both from timm, both with the s
 Sized for 2 CPU cores at 64 px: Swin (patch 4, window 4, embed 64, depths 2-2-6-2, 27 M params) and
 ViT (patch 8 -> 8x8 tokens, width 256, depth 8, 6.4 M params; MAE decoder width 128, depth 2).
 Stage maps for feature distillation: Swin stages 2-4; ViT blocks 4, 6, 8 (as 8x8 maps).
+
+On the CPU the attention runs as plain matrix products (`math_attention`): torch's fused CPU attention kernel is slow
+in bfloat16 for these short sequences (`bench/train_step.py` measures both).
 """
 
 from __future__ import annotations
@@ -112,6 +115,23 @@ def swin(**kwargs) -> SwinTeacher:
 def mae_vit(**kwargs) -> ViTTeacher:
     """ViT teacher, MAE-pretrained on the face crops (`distill pretrain-mae`) before fine-tuning."""
     return ViTTeacher(**kwargs)
+
+
+def math_attention(model: nn.Module) -> int:
+    """Make every timm attention layer of `model` use plain matrix products instead of
+    `scaled_dot_product_attention`; returns how many layers changed.
+
+    Same result (to float rounding), different kernel: under bfloat16 autocast on the CPU, torch's fused attention
+    (its flash kernel for the CPU) spends most of a ViT training step in its backward pass for the short sequences
+    here (16-64 tokens, head width 32), while the math path uses the bf16 matrix units (AMX where the CPU has them).
+    For the CPU only: on a GPU the fused kernel is the fast one.
+    """
+    n = 0
+    for m in model.modules():
+        if getattr(m, "fused_attn", False):
+            m.fused_attn = False
+            n += 1
+    return n
 
 
 def create_teacher(name: str, **kwargs) -> Net:

@@ -32,6 +32,7 @@ from .predict import NORM_MEAN, NORM_STD, predict, to_input
 from .runs import (_cpu, build_model, device_label, finished, history, load_run, resolve_device,  # noqa: F401
                    run_dir, snapshot_path, trained_on)
 from .stopwatch import Stopwatch
+from .teachers import math_attention
 
 __all__ = ["TrainConfig", "build_model", "finished", "load_run", "prepared_dir", "resolve_amp", "run_dir",
            "snapshot_path", "train"]
@@ -250,6 +251,8 @@ def train(cfg: TrainConfig) -> Path:
         print(f"{cfg.name}: initialised from {cfg.init_from} ({len(missing)} new tensors)")
     dev = resolve_device(cfg.device)
     model.to(dev)
+    if dev.type == "cpu":
+        math_attention(model)  # the fused CPU attention kernel is the slow one in bf16 (distill.teachers)
     w = cfg.loss_weights
     distiller, targets = None, []
     if cfg.stage != "mae" and cfg.teachers and (w.feat or w.emb or w.soft):

@@ -310,6 +310,30 @@ def test_amp_auto_follows_the_cpu_flags_and_extra_train_is_for_mae_only():
         TrainConfig(name="x", stage="mae", arch="mae_vit", extra_train=["test"])
 
 
+def test_the_vit_teachers_cpu_attention_is_plain_matrix_products_with_the_same_result():
+    from distill.teachers import create_teacher, math_attention
+
+    torch.manual_seed(0)
+    model = create_teacher("mae_vit").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        fused = model(x)
+        assert math_attention(model) == 10  # 8 encoder blocks + 2 decoder blocks
+        plain = model(x)
+    assert not any(getattr(m, "fused_attn", False) for m in model.modules())
+    for key in ("expr_logits", "features"):
+        torch.testing.assert_close(plain[key], fused[key], rtol=1e-5, atol=1e-5)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        loss_plain = model.mae_loss(x, 0.75, generator=g1)
+        for m in model.modules():
+            if hasattr(m, "fused_attn"):
+                m.fused_attn = True
+        loss_fused = model.mae_loss(x, 0.75, generator=g2)
+    torch.testing.assert_close(loss_plain, loss_fused, rtol=1e-5, atol=1e-6)
+    assert math_attention(model) == 10 and math_attention(model) == 0  # idempotent
+
+
 def test_the_scaling_fit_finds_a_plateau_below_the_bar_and_a_crossing_above_it():
     from dataclasses import replace
 
