@@ -11,13 +11,12 @@ so appending them works whether or not the base's own heads are quantized:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from libreface.models.session import CARD_KEY
+from .onnx_card import card_of, save_with_card
 
 
 @dataclass
@@ -126,7 +125,7 @@ def append_heads(base: Path, out: Path, card: dict, intensity: LinearHeads, inte
 
     m = onnx.load(str(base))
     g = m.graph
-    old = json.loads({p.key: p.value for p in m.metadata_props}[CARD_KEY])
+    old = card_of(m, base)
     for output, heads, new_names, tag, scale in (
         ("au_intensity", intensity, intensity_names, "int", 5.0),
         ("au_occurrence", occurrence, occurrence_names, "occ", None),
@@ -161,11 +160,7 @@ def append_heads(base: Path, out: Path, card: dict, intensity: LinearHeads, inte
         g.node.append(helper.make_node("Concat", [base_out, new_out], [f"{p}_all"], axis=1, name=f"{p}_concat"))
         g.node.append(helper.make_node("Gather", [f"{p}_all", f"{p}_order"], [output], axis=1, name=f"{p}_order"))
         _widen_output(g, output, len(want))
-    del m.metadata_props[:]
-    m.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
-    m.producer_name = "libreface-distill"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(m, str(out))
+    save_with_card(m, card, out)
     import onnxruntime as ort
 
     ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # the graph loads, or this raises

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .blink_check import blink_reference
-from .export import read_onnx_card, set_onnx_card
+from .onnx_card import read_onnx_card, set_onnx_card
 
 MAPPED_AUS = ("AU28", "AU45")
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from libreface.align import ALIGN_VERSION
 from libreface.models.registry import sha256_file
-from libreface.models.session import CARD_KEY
 
 from ._torch import torch
 from .data.records import EXPRESSIONS
 from .metrics import OCCURRENCE_THRESHOLD
+from .onnx_card import card_of, set_onnx_card
 from .labels import au_set
 from .paths import WEIGHTS
 from .predict import NORM_MEAN, NORM_STD, to_input
@@ -67,31 +67,6 @@ def make_card(name: str, run: str, input_size: int, feature_dim: int, precision:
         "training": {"epochs": cfg.epochs, "wall_seconds": finished(run).get("wall_seconds"), "devices": trained_on(run)},
         **extra,
     }
-
-
-def set_onnx_card(path: Path, card: dict) -> None:
-    """Make `card` the only metadata of the ONNX file `path`, in place (written beside it, then renamed); the graph
-    is untouched."""
-    import onnx
-
-    m = onnx.load(str(path))
-    del m.metadata_props[:]
-    m.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
-    m.producer_name = "libreface-distill"
-    tmp = path.with_name(path.name + ".partial")
-    onnx.save(m, str(tmp))
-    tmp.replace(path)
-
-
-def read_onnx_card(path: Path) -> dict:
-    """The card (`libreface.card` metadata) of the ONNX file `path`; ValueError naming the file when it has none."""
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in m.metadata_props}
-    if CARD_KEY not in props:
-        raise ValueError(f"{path}: no '{CARD_KEY}' metadata; not a libreface student")
-    return json.loads(props[CARD_KEY])
 
 
 def export_fp32(run: str, path: Path, input_size: int) -> int:
@@ -215,7 +190,7 @@ def recover_run(onnx_path: Path, config: Path, atol: float = 1e-3) -> Path:
     from .train import TrainConfig, build_model
 
     m = onnx.load(str(onnx_path))
-    card = json.loads({p.key: p.value for p in m.metadata_props}[CARD_KEY])
+    card = card_of(m, onnx_path)
     if card.get("precision") != "fp32":
         raise ValueError(f"{onnx_path}: a {card.get('precision')} model; recover from the fp32 twin")
     cfg = TrainConfig.from_yaml(config)

@@ -13,12 +13,11 @@ a copy of the student ONNX with the new head weights and an updated card; no vid
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from libreface.models.session import CARD_KEY
+from .onnx_card import card_of, save_with_card
 
 HEADS = {"expression": "net.heads.expr", "au_occurrence": "net.heads.occ"}
 """Initializer prefixes of the two heads in an exported student (`distill.export`)."""
@@ -53,8 +52,7 @@ def finetune_heads(model: str | Path, features: Path, labels: Path, out: Path, e
     seed_everything(seed)
     path = Path(model) if str(model).endswith(".onnx") else verify(str(model))
     m = onnx.load(str(path))
-    meta = {p.key: p.value for p in m.metadata_props}
-    card = json.loads(meta[CARD_KEY])
+    card = card_of(m, path)
     feats = read_features(features)
     lab = _read_labels(labels, tuple(card["expressions"]), tuple(card["au_occurrence"]))
     data = feats.merge(lab, on=["frame", "face_id"], how="inner")
@@ -100,11 +98,5 @@ def finetune_heads(model: str | Path, features: Path, labels: Path, out: Path, e
         summary[head] = {"labelled": int(len(xs) if mask is None else int(mask.any(1).sum())), "final_loss": float(loss.detach())}
     card["finetuned"] = {"from": card.get("name"), **summary, "labels": str(labels)}
     card["name"] = Path(out).stem
-    del m.metadata_props[:]
-    m.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".onnx.partial")
-    onnx.save(m, str(tmp))
-    tmp.replace(out)
+    save_with_card(m, card, Path(out))
     return summary
