@@ -1,5 +1,5 @@
 """`libreface-distill` / `python -m distill`: prepare, pretrain-mae, train-teacher, train-student, evaluate,
-export, recover, finetune-heads, add-aus, au-sources, scaling, au-geometry, robustness, pack.
+export, recover, keep, finetune-heads, add-aus, au-sources, scaling, au-geometry, robustness, pack.
 
 Every stage reads a YAML config (see `distill/configs/`), writes into the cache folder (outside git,
 `$LIBREFACE_CACHE`, default `~/.cache/libreface`) and resumes from its last checkpoint when run again.
@@ -79,9 +79,30 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    if args.source.suffix == ".pt":
+        from .keep import restore_run
+
+        try:
+            print(restore_run(args.source))
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"distill recover: {e}") from None
+        return 0
     from .export import recover_run
 
-    print(recover_run(args.onnx, args.config))
+    if args.config is None:
+        raise SystemExit(f"distill recover: {args.source}: an ONNX student needs the YAML config it was trained with")
+    print(recover_run(args.source, args.config))
+    return 0
+
+
+def _keep(args: argparse.Namespace) -> int:
+    from .keep import keep_run
+
+    try:
+        path = keep_run(args.run, args.snapshot, args.out)
+    except FileNotFoundError as e:
+        raise SystemExit(f"distill keep: {e}") from None
+    print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -259,10 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib", type=int, default=1024, help="training crops used to calibrate int8")
     q.set_defaults(func=_export)
 
-    q = sub.add_parser("recover", help="rebuild a student's run (to teach again) from its shipped fp32 ONNX file")
-    q.add_argument("onnx", type=Path, help="fp32 ONNX file in weights/, e.g. weights/au_r10t.v2.onnx")
-    q.add_argument("config", type=Path, help="the YAML config it was trained with")
+    q = sub.add_parser("recover", help="rebuild a run in the cache: a student from its shipped fp32 ONNX file, or any "
+                                        "run from its `keep` file")
+    q.add_argument("source", type=Path, help="fp32 ONNX file in weights/ (e.g. weights/au_r10t.v2.onnx), or a kept run "
+                                             "(weights/kept/<run>.pt)")
+    q.add_argument("config", type=Path, nargs="?", default=None, help="for an ONNX file: the YAML config it was trained with")
     q.set_defaults(func=_recover)
+
+    q = sub.add_parser("keep", help="a run (teacher, unfinished pretraining) as one committed file: weights/kept/<run>.pt")
+    q.add_argument("run", help="run name in the cache, e.g. teacher_mae_deit.v3")
+    q.add_argument("--snapshot", type=int, nargs="*", default=[], help="pretraining snapshot epochs to keep too")
+    q.add_argument("--out", type=Path, default=None, help="folder (default: the repo's weights/kept/)")
+    q.set_defaults(func=_keep)
 
     q = sub.add_parser("finetune-heads", help="refit the expression / AU-occurrence heads on stored features + labels")
     q.add_argument("--model", default="default", help="base student: a registered name or an .onnx path")

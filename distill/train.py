@@ -274,7 +274,11 @@ def train(cfg: TrainConfig) -> Path:
     if last.exists():
         st = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+        if "opt" in st:
+            opt.load_state_dict(st["opt"])
+        else:  # restored from a kept run (distill.keep): weights and random states only
+            print(f"{cfg.name}: {last} has no optimiser state (kept from {st.get('kept_from', '?')}): AdamW restarts "
+                  "its moments", flush=True)
         if distiller and st.get("distiller"):
             distiller.load_state_dict(st["distiller"])
         start_epoch, best = st["epoch"] + 1, st["best"]

@@ -334,3 +334,17 @@ def image_front_end():
     fe = FaceFrontEnd(FrontEndOptions(max_faces=4, video=False))
     yield fe
     fe.close()
+
+
+# --- training fixtures (test_distill, test_keep) ---
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """The whole training chain on generated fixtures (`distill smoke`, ~1-2 min): its evaluation result, with
+    `root` (its folder: cache/, weights/), `runs` (config file -> run name) and `weights` (exported ONNX files)."""
+    pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    from distill.smoke import run
+
+    return run(tmp_path_factory.mktemp("smoke"))
+

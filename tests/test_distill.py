@@ -59,13 +59,6 @@ def test_feature_distillation_terms_are_finite_and_vanish_without_weights():
     assert d(out, tgt, LossWeights(feat=0, emb=0, soft=0)) == {}
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from distill.smoke import run
-
-    return run(tmp_path_factory.mktemp("smoke"))
-
-
 @pytest.mark.train
 def test_the_smoke_chain_exports_students_the_runtime_loads(smoke):
     from libreface.models.session import StudentModel
