@@ -11,8 +11,8 @@ Times, per model and step kind, one optimiser step (forward, backward, AdamW) on
 each with timm's fused attention (`torch.nn.functional.scaled_dot_product_attention`) and with the plain matrix
 products that training uses on the CPU (`distill.teachers.math_attention`), under float32 and under bfloat16 autocast.
 Also prints the largest difference between the two attention paths' float32 outputs (they compute the same thing),
-and the CPU's bf16 matrix units as `lscpu` names them. A model whose layers timm already runs as matrix products
-(Swin's window attention, by default) has 0 layers switched: its two columns time the same code. Compare ratios within one run; absolute times differ between
+and the CPU's bf16 matrix units as `lscpu` names them. Swin's window attention already runs as matrix products by
+timm's default (0 layers switched by `math_attention`); its "fused" columns force the fused kernel for comparison. Compare ratios within one run; absolute times differ between
 machines. Run it on an idle machine (no training in the background).
 """
 
@@ -39,8 +39,16 @@ def cpu_flags() -> str:
     return " ".join(found) or "none"
 
 
-def step_seconds(model, kind: str, batch: int, bf16: bool, repeats: int) -> float:
-    """Median wall seconds of one optimiser step of `kind` ('mae' or 'train') on a (batch, 3, 64, 64) input."""
+def _attention(model, fused: bool) -> None:
+    for m in model.modules():
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = fused
+
+
+def step_seconds(model, kind: str, batch: int, bf16: bool, repeats: int) -> dict[bool, float]:
+    """{fused: median wall seconds of one optimiser step} of `kind` ('mae' or 'train') on a (batch, 3, 64, 64)
+    input, for the fused (True) and the math (False) attention, timed in alternation (a drift of the machine or a
+    slow first case then falls on both)."""
     from distill._torch import torch
 
     g = torch.Generator().manual_seed(0)
@@ -59,19 +67,23 @@ def step_seconds(model, kind: str, batch: int, bf16: bool, repeats: int) -> floa
         loss.float().backward()
         opt.step()
 
-    step()  # warm-up: allocations, kernel choice
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for fused in (True, False):  # warm-up: allocations, kernel choice
+        _attention(model, fused)
         step()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    for _ in range(repeats):
+        for fused in (True, False):
+            _attention(model, fused)
+            t0 = time.perf_counter()
+            step()
+            times[fused].append(time.perf_counter() - t0)
+    return {fused: sorted(t)[len(t) // 2] for fused, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     a = ap.parse_args(argv)
 
@@ -83,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [("mae_vit", "mae", 256), ("mae_vit", "train", 128), ("swin", "train", 128)]
     lines = [f"# One teacher training step on this CPU ({platform.processor() or platform.machine()}; bf16 units: "
              f"{cpu_flags()}; {a.threads} threads; torch {torch.__version__})", "",
-             "`python bench/train_step.py`: median of "
-             f"{a.repeats} steps after one warm-up, seconds per optimiser step (forward + backward + AdamW).", "",
+             f"`python bench/train_step.py`: seconds per optimiser step (forward + backward + AdamW), median of {a.repeats} "
+             "steps of each attention path, timed in alternation after a warm-up step.", "",
              "| model | step | batch | fused fp32 | math fp32 | fused bf16 | math bf16 | fused bf16 / math bf16 | "
              "layers switched | fp32 max diff |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -96,18 +108,13 @@ def main(argv: list[str] | None = None) -> int:
             ref = model(x)["expr_logits"]
             n_layers = math_attention(model)
             diff = (model(x)["expr_logits"] - ref).abs().max().item()
-            for m in model.modules():  # back to the fused path for the first column
-                if hasattr(m, "fused_attn"):
-                    m.fused_attn = True
         row = {}
         for bf16 in (False, True):
-            for fused in (True, False):
-                for m in model.modules():
-                    if hasattr(m, "fused_attn"):
-                        m.fused_attn = fused
-                row[(fused, bf16)] = step_seconds(model, kind, batch, bf16, a.repeats)
+            for fused, seconds in step_seconds(model, kind, batch, bf16, a.repeats).items():
+                row[(fused, bf16)] = seconds
         lines.append(f"| {arch} | {kind} | {batch} | {row[(True, False)]:.2f} | {row[(False, False)]:.2f} | "
-                     f"{row[(True, True)]:.2f} | {row[(False, True)]:.2f} | {row[(True, True)] / row[(False, True)]:.2f}x | {n_layers} | {diff:.1e} |")
+                     f"{row[(True, True)]:.2f} | {row[(False, True)]:.2f} | {row[(True, True)] / row[(False, True)]:.2f}x | "
+                     f"{n_layers} | {diff:.1e} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)

@@ -2,7 +2,8 @@
 # The whole training chain, in order; each stage resumes from its checkpoint when run again.
 # Usage: bash distill/train_all.sh [SHARED_DATA_DIR]   (default ../shared/data)
 #        RECOVER=1 bash distill/train_all.sh             a new machine: rebuild the shipped students' runs from
-#                                                        their fp32 ONNX files in weights/ instead of retraining them
+#                                                        their fp32 ONNX files in weights/ instead of retraining them,
+#                                                        and the runs kept in weights/kept/ (`distill keep RUN`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -14,6 +15,11 @@ if [ "${RECOVER:-0}" = 1 ]; then
   for pair in au_r18.v1:student_r18 au_r10t.v1:student_r10t au_r10t.v2:student_r10t_v2 au_r10t.v3:student_r10t_v3 au_r10t.v4:student_r10t_v4 au_r10t.v6:student_r10t_v6; do
     run=${pair%%:*} cfg=${pair##*:}
     [ -f "$cache/runs/$run/done.json" ] || python -m distill recover "weights/$run.onnx" "distill/configs/$cfg.yaml"
+  done
+  for kept in weights/kept/*.pt; do  # teachers and unfinished pretraining runs kept by `distill keep RUN`
+    [ -f "$kept" ] || continue
+    run=$(basename "$kept" .pt)
+    [ -f "$cache/runs/$run/last.pt" ] || [ -f "$cache/runs/$run/best.pt" ] || python -m distill recover "$kept"
   done
 fi
 python -m distill train-teacher distill/configs/teacher_swin.yaml
@@ -34,7 +40,8 @@ python -m distill train-student distill/configs/student_r10t_v5.yaml    # teache
 python -m distill train-student distill/configs/student_r10t_nokd_v6.yaml  # 30 epochs, no distillation (54 min): 82.7 % (ablation of v6)
 python -m distill train-student distill/configs/student_r10t_v6.yaml    # teachers: au_r10t.v4, au_r10t.v3, au_r10t.v2; 30 epochs (79 min): 84.1 %
 # The teachers issue (docs/models.md, "Teachers: the scaling study"): the next student's no-distillation twin, the long
-# MAE pretraining (200 epochs, ~10 h on 2 cores, snapshots for the scaling study) and the study itself.
+# MAE pretraining (200 epochs: ~10 h on 2 AMD EPYC cores with the fused attention kernel, ~4.7 h on 2 Xeon cores
+# with AMX and the math attention of session 7; snapshots for the scaling study) and the study itself.
 [ -f "$cache/prepared/videos/prepare_report.json" ] || python -m distill prepare --dataset videos "$data/videos"
 python -m distill train-student distill/configs/student_r10t_nokd_v8.yaml  # OpenFace AUs, filming augmentations, no distillation (49 min)
 nice -n 19 python -m distill pretrain-mae distill/configs/pretrain_mae_v2.yaml
