@@ -60,3 +60,11 @@ python -m distill evaluate --split valid --aus openface --onnx weights/au_r10t_i
   --runs au_r10t.v9 au_r10t_nokd.v8 --out reports/v9_valid   # the distillation gain and the default's choice (FER+ Valid)
 python -m distill robustness --onnx weights/au_r10t_int8.v7.onnx "$cache/eval_weights/au_r10t_nokd_int8.v8.onnx" \
   "$cache/eval_weights/au_r10t_int8.v9.onnx" --out reports/v9_robustness   # turned, occluded and relit faces (FER+ Valid)
+# Session 7 on: the teacher from the 200-epoch pretraining, class-balanced, kept in weights/kept/ once finished; its
+# ensemble with au_r10t.v6 measured per class; then the student distilled from them (the pretraining line above
+# resumes to epoch 200 first).
+python -m distill train-teacher distill/configs/teacher_mae_deit_v3.yaml   # ~1.5 h on 2 Xeon cores with AMX
+python -m distill keep teacher_mae_deit.v3
+python -m distill evaluate --split valid --runs teacher_mae_deit.v3 au_r10t.v6 --ensemble teacher_mae_deit.v3 au_r10t.v6 \
+  --out reports/teacher_ensemble_v3
+python -m distill train-student distill/configs/student_r10t_v10.yaml   # only if that ensemble beats the students (its header)
