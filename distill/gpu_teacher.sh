@@ -30,9 +30,11 @@
 # 10-minute call). The script ends with one status line: epochs reached, FER+ valid accuracy, device.
 #
 # Size: the device tool sends the whole working tree (tracked files included) plus `carry`, 64 MiB in all. The tree is
-# ~99 MB today, 79 MB of it the four fp32 students kept in weights/ as teachers for `distill recover`; with the pack
-# (~44 MiB) the call fits only if they are moved out of the tree for the call and back after it, e.g.
-#   mkdir -p /tmp/fp32 && mv weights/au_r10t.v[2346].onnx /tmp/fp32/   ... run ...   mv /tmp/fp32/*.onnx weights/
+# ~99 MB today, 79 MB of it the four fp32 students kept in weights/ as teachers for `distill recover` (and the runs
+# in weights/kept/, ~13 MB each); with the pack (~44 MiB) the call fits only if they are moved out of the tree for the
+# call and back after it, e.g.
+#   mkdir -p /tmp/fp32 && mv weights/au_r10t.v[2346].onnx weights/kept /tmp/fp32/   ... run ...
+#   mv /tmp/fp32/*.onnx weights/ && mv /tmp/fp32/kept weights/
 # (`git status` shows them deleted meanwhile; nothing is committed). Untested on a GPU so far: no task had one.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
