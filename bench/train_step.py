@@ -6,6 +6,7 @@ Times, per model and step kind, one optimiser step (forward, backward, AdamW) on
 
 * `mae_vit` MAE pretraining step (batch 256, 75 % of the 64 patches masked: 16 tokens in the encoder, 64 in the decoder);
 * `mae_vit` fine-tune step (batch 128, all 64 tokens, the teacher's heads);
+* the same two steps for a wider ViT (width 384, depth 12, 6 heads: ViT-S sized), what a wider teacher would cost;
 * `swin` training step (batch 128, 64 px, window 4);
 
 each with timm's fused attention (`torch.nn.functional.scaled_dot_product_attention`) and with the plain matrix
@@ -92,16 +93,19 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    cases = [("mae_vit", "mae", 256), ("mae_vit", "train", 128), ("swin", "train", 128)]
+    vit_s = {"width": 384, "depth": 12, "n_heads": 6}  # a wider ViT (ViT-S sized): what "a wider teacher" would cost
+    cases = [("mae_vit", "mae", 256, {}), ("mae_vit", "train", 128, {}), ("mae_vit", "mae", 256, vit_s),
+             ("mae_vit", "train", 128, vit_s), ("swin", "train", 128, {})]
     lines = [f"# One teacher training step on this CPU ({platform.processor() or platform.machine()}; bf16 units: "
              f"{cpu_flags()}; {a.threads} threads; torch {torch.__version__})", "",
              f"`python bench/train_step.py`: seconds per optimiser step (forward + backward + AdamW), median of {a.repeats} "
              "steps of each attention path, timed in alternation after a warm-up step.", "",
-             "| model | step | batch | fused fp32 | math fp32 | fused bf16 | math bf16 | fused bf16 / math bf16 | "
+             "| model | encoder M params | step | batch | fused fp32 | math fp32 | fused bf16 | math bf16 | fused bf16 / math bf16 | "
              "layers switched | fp32 max diff |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for arch, kind, batch in cases:
-        model = create_teacher(arch)
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for arch, kind, batch, size in cases:
+        model = create_teacher(arch, **size)
+        n_params = sum(p.numel() for p in model.trunk.parameters()) / 1e6
         x = torch.randn(4, 3, 64, 64)
         model.eval()
         with torch.no_grad():
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         for bf16 in (False, True):
             for fused, seconds in step_seconds(model, kind, batch, bf16, a.repeats).items():
                 row[(fused, bf16)] = seconds
-        lines.append(f"| {arch} | {kind} | {batch} | {row[(True, False)]:.2f} | {row[(False, False)]:.2f} | "
+        lines.append(f"| {arch}{' ' + str(size) if size else ''} | {n_params:.1f} | {kind} | {batch} | {row[(True, False)]:.2f} | {row[(False, False)]:.2f} | "
                      f"{row[(True, True)]:.2f} | {row[(False, True)]:.2f} | {row[(True, True)] / row[(False, True)]:.2f}x | "
                      f"{n_layers} | {diff:.1e} |")
         print(lines[-1], flush=True)
