@@ -13,14 +13,16 @@ writes what is needed to use or continue a run to `weights/kept/<name>.pt`:
 * the pretraining snapshots asked for (`--snapshot 50`), e.g. the one a teacher's fine-tune starts from.
 
 Float16 keeps ~3 significant digits of each weight (`tests/test_keep.py` bounds what that changes in a teacher's
-outputs). A ViT teacher (6.4 M parameters and its heads) keeps in ~14 MB, an unfinished MAE run (encoder + decoder,
-resume point) in ~15 MB per kept set of weights.
+outputs). The MAE ViT (6.4 M encoder parameters, its decoder and heads) takes ~13 MiB per kept set of weights: a
+teacher or a resume point, and each snapshot asked for.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import yaml
 
 from ._torch import torch
 from .paths import WEIGHTS
@@ -55,7 +57,7 @@ def keep_run(name: str, snapshots: list[int] | None = None, out: Path | None = N
     if (d / "calibration.json").exists():
         kept["calibration"] = (d / "calibration.json").read_text()
     finished = done is not None
-    mae = "stage: mae" in kept["config"]
+    mae = yaml.safe_load(kept["config"]).get("stage") == "mae"
     if (d / "best.pt").exists() and not mae:  # an MAE run's "best" is its lowest loss: not a model anyone uses
         best = torch.load(d / "best.pt", map_location="cpu", weights_only=False)
         kept["best"] = {"model": _half(best["model"]), "epoch": best.get("epoch"), "score": best.get("score")}
