@@ -347,4 +347,3 @@ def smoke(tmp_path_factory):
     from distill.smoke import run
 
     return run(tmp_path_factory.mktemp("smoke"))
-

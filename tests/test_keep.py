@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+pytestmark = pytest.mark.train
 
 
 def _outputs(run: str) -> dict:
