@@ -24,8 +24,8 @@ from libreface.models.registry import sha256_file
 from ._torch import torch
 from .data.records import EXPRESSIONS
 from .metrics import OCCURRENCE_THRESHOLD
-from .onnx_card import card_of, set_onnx_card
 from .labels import au_set
+from .onnx_card import card_of, set_onnx_card
 from .paths import WEIGHTS
 from .predict import NORM_MEAN, NORM_STD, to_input
 from .runs import trained_on

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from libreface.models.session import CARD_KEY
 
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
-def card_of(m, source: Path | str) -> dict:
+
+def card_of(m: ModelProto, source: Path | str) -> dict:
     """The card (`libreface.card` metadata) of a loaded ONNX model `m`; ValueError naming `source` when it has none."""
     props = {p.key: p.value for p in m.metadata_props}
     if CARD_KEY not in props:
@@ -20,7 +24,7 @@ def card_of(m, source: Path | str) -> dict:
     return json.loads(props[CARD_KEY])
 
 
-def save_with_card(m, card: dict, path: Path) -> None:
+def save_with_card(m: ModelProto, card: dict, path: Path) -> None:
     """Write the loaded ONNX model `m` to `path` with `card` as its only metadata (written beside `path`, then
     renamed: a reader never sees half a file)."""
     import onnx
