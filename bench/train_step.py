@@ -1,6 +1,6 @@
 """Wall time of one training step of the teachers on this CPU: fused vs math attention, float32 vs bfloat16.
 
-    python bench/train_step.py [--threads 2] [--repeats 3] [--out reports/bench_train_step.md]
+    python bench/train_step.py [--threads 2] [--repeats 5] [--out reports/bench_train_step.md]
 
 Times, per model and step kind, one optimiser step (forward, backward, AdamW) on random inputs of the training shapes:
 
@@ -13,8 +13,9 @@ each with timm's fused attention (`torch.nn.functional.scaled_dot_product_attent
 products that training uses on the CPU (`distill.teachers.math_attention`), under float32 and under bfloat16 autocast.
 Also prints the largest difference between the two attention paths' float32 outputs (they compute the same thing),
 and the CPU's bf16 matrix units as `lscpu` names them. Swin's window attention already runs as matrix products by
-timm's default (0 layers switched by `math_attention`); its "fused" columns force the fused kernel for comparison. Compare ratios within one run; absolute times differ between
-machines. Run it on an idle machine (no training in the background).
+timm's default (0 layers switched by `math_attention`); its "fused" columns force the fused kernel for comparison.
+Compare ratios within one run; absolute times differ between machines. Run it on an idle machine (no training in the
+background).
 """
 
 from __future__ import annotations
@@ -40,17 +41,12 @@ def cpu_flags() -> str:
     return " ".join(found) or "none"
 
 
-def _attention(model, fused: bool) -> None:
-    for m in model.modules():
-        if hasattr(m, "fused_attn"):
-            m.fused_attn = fused
-
-
 def step_seconds(model, kind: str, batch: int, bf16: bool, repeats: int) -> dict[bool, float]:
     """{fused: median wall seconds of one optimiser step} of `kind` ('mae' or 'train') on a (batch, 3, 64, 64)
     input, for the fused (True) and the math (False) attention, timed in alternation (a drift of the machine or a
     slow first case then falls on both)."""
     from distill._torch import torch
+    from distill.teachers import set_fused_attention
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, 64, 64, generator=g)
@@ -70,11 +66,11 @@ def step_seconds(model, kind: str, batch: int, bf16: bool, repeats: int) -> dict
 
     times: dict[bool, list[float]] = {True: [], False: []}
     for fused in (True, False):  # warm-up: allocations, kernel choice
-        _attention(model, fused)
+        set_fused_attention(model, fused)
         step()
     for _ in range(repeats):
         for fused in (True, False):
-            _attention(model, fused)
+            set_fused_attention(model, fused)
             t0 = time.perf_counter()
             step()
             times[fused].append(time.perf_counter() - t0)
@@ -98,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
              ("mae_vit", "train", 128, vit_s), ("swin", "train", 128, {})]
     lines = [f"# One teacher training step on this CPU ({platform.processor() or platform.machine()}; bf16 units: "
              f"{cpu_flags()}; {a.threads} threads; torch {torch.__version__})", "",
-             f"`python bench/train_step.py`: seconds per optimiser step (forward + backward + AdamW), median of {a.repeats} "
-             "steps of each attention path, timed in alternation after a warm-up step.", "",
-             "| model | encoder M params | step | batch | fused fp32 | math fp32 | fused bf16 | math bf16 | fused bf16 / math bf16 | "
-             "layers switched | fp32 max diff |",
+             "`python bench/train_step.py`: seconds per optimiser step (forward + backward + AdamW), median of "
+             f"{a.repeats} steps of each attention path, timed in alternation after a warm-up step.", "",
+             "| model | encoder M params | step | batch | fused fp32 | math fp32 | fused bf16 | math bf16 | "
+             "fused bf16 / math bf16 | layers switched | fp32 max diff |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for arch, kind, batch, size in cases:
         model = create_teacher(arch, **size)
@@ -116,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         for bf16 in (False, True):
             for fused, seconds in step_seconds(model, kind, batch, bf16, a.repeats).items():
                 row[(fused, bf16)] = seconds
-        lines.append(f"| {arch}{' ' + str(size) if size else ''} | {n_params:.1f} | {kind} | {batch} | {row[(True, False)]:.2f} | {row[(False, False)]:.2f} | "
+        name = f"{arch} {size}" if size else arch
+        lines.append(f"| {name} | {n_params:.1f} | {kind} | {batch} | {row[(True, False)]:.2f} | {row[(False, False)]:.2f} | "
                      f"{row[(True, True)]:.2f} | {row[(False, True)]:.2f} | {row[(True, True)] / row[(False, True)]:.2f}x | "
                      f"{n_layers} | {diff:.1e} |")
         print(lines[-1], flush=True)

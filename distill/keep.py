@@ -99,14 +99,13 @@ def restore_run(path: Path) -> Path:
     (d / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept["history"]))
     if kept.get("calibration"):
         (d / "calibration.json").write_text(kept["calibration"])
-    if "best" in kept:
-        torch.save({**kept["best"], "model": _float(kept["best"]["model"])}, d / "best.pt")
+    best = {**kept["best"], "model": _float(kept["best"]["model"])} if "best" in kept else None
+    if best:
+        torch.save(best, d / "best.pt")
     if "resume" in kept:
-        r = kept["resume"]
-        torch.save({"model": _float(r["model"]), "epoch": r["epoch"], "best": r["best"], "torch_rng": r["torch_rng"],
-                    "np_rng": r["np_rng"], "kept_from": str(path)}, d / "last.pt")
-    elif "best" in kept:
-        torch.save({**kept["best"], "model": _float(kept["best"]["model"])}, d / "last.pt")
+        torch.save({**kept["resume"], "model": _float(kept["resume"]["model"]), "kept_from": str(path)}, d / "last.pt")
+    elif best:  # a finished run: its chosen weights stand for the last ones too
+        torch.save(best, d / "last.pt")
     for epoch, snap in kept["snapshots"].items():
         torch.save({**snap, "model": _float(snap["model"])}, snapshot_path(name, int(epoch)))
     if kept.get("done") is not None:

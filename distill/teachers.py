@@ -117,6 +117,17 @@ def mae_vit(**kwargs) -> ViTTeacher:
     return ViTTeacher(**kwargs)
 
 
+def set_fused_attention(model: nn.Module, fused: bool) -> int:
+    """Make every timm attention layer of `model` use torch's fused `scaled_dot_product_attention` (`fused=True`) or
+    plain matrix products (`False`); returns how many layers changed."""
+    n = 0
+    for m in model.modules():
+        if hasattr(m, "fused_attn") and m.fused_attn != fused:
+            m.fused_attn = fused
+            n += 1
+    return n
+
+
 def math_attention(model: nn.Module) -> int:
     """Make every timm attention layer of `model` use plain matrix products instead of
     `scaled_dot_product_attention`; returns how many layers changed.
@@ -126,12 +137,7 @@ def math_attention(model: nn.Module) -> int:
     here (16-64 tokens, head width 32), while the math path uses the bf16 matrix units (AMX where the CPU has them).
     For the CPU only: on a GPU the fused kernel is the fast one.
     """
-    n = 0
-    for m in model.modules():
-        if getattr(m, "fused_attn", False):
-            m.fused_attn = False
-            n += 1
-    return n
+    return set_fused_attention(model, False)
 
 
 def create_teacher(name: str, **kwargs) -> Net:

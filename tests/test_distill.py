@@ -304,7 +304,7 @@ def test_amp_auto_follows_the_cpu_flags_and_extra_train_is_for_mae_only():
 
 
 def test_the_vit_teachers_cpu_attention_is_plain_matrix_products_with_the_same_result():
-    from distill.teachers import create_teacher, math_attention
+    from distill.teachers import create_teacher, math_attention, set_fused_attention
 
     torch.manual_seed(0)
     model = create_teacher("mae_vit").eval()
@@ -319,9 +319,7 @@ def test_the_vit_teachers_cpu_attention_is_plain_matrix_products_with_the_same_r
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     with torch.no_grad():
         loss_plain = model.mae_loss(x, 0.75, generator=g1)
-        for m in model.modules():
-            if hasattr(m, "fused_attn"):
-                m.fused_attn = True
+        assert set_fused_attention(model, True) == 10
         loss_fused = model.mae_loss(x, 0.75, generator=g2)
     torch.testing.assert_close(loss_plain, loss_fused, rtol=1e-5, atol=1e-6)
     assert math_attention(model) == 10 and math_attention(model) == 0  # idempotent
